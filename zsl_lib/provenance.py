@@ -1,0 +1,68 @@
+"""Every stored result records how it was made: config, seed, versions, device, git SHA."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def git_sha() -> str | None:
+    """HEAD of the checkout the library runs from, with "-dirty" if files were changed; None outside git."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sha + ("-dirty" if dirty else "")
+
+
+def environment() -> dict[str, str]:
+    import numpy
+    import timm
+    import torch
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return {"python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
+            "numpy": numpy.__version__, "device": device}
+
+
+def run_record(name: str, config: dict[str, Any], seeds: list[int], metrics: dict[str, Any],
+               wall_time_s: float) -> dict[str, Any]:
+    """One run's provenance and results, ready for `save_json`."""
+    return {"name": name, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "git_sha": git_sha(),
+            "config": config, "seeds": seeds, "environment": environment(),
+            "wall_time_s": round(wall_time_s, 1), "metrics": metrics}
+
+
+def save_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write JSON atomically: a temporary file in the same folder, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
+        json.dump(obj, f, indent=1)
+        f.write("\n")
+    os.replace(f.name, path)
+
+
+def load_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no stored result at {path}; run the cell or script that makes it")
+    with open(path) as f:
+        return json.load(f)
+
+
+def describe(record: dict[str, Any]) -> str:
+    """A one-paragraph provenance line for a chapter to print under a stored result."""
+    env = record["environment"]
+    return (f"run '{record['name']}' of {record['date']}, git {(record['git_sha'] or 'unknown')[:12]}, "
+            f"seeds {record['seeds']}, {env['device']}, torch {env['torch']}, timm {env['timm']}, "
+            f"{record['wall_time_s']:.0f} s")

@@ -1,0 +1,39 @@
+"""Where things run and where they are kept: device, seeds, precision, cache folder."""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def cache_dir() -> Path:
+    """The library's cache folder: `$ZSL_CACHE`, else `~/.cache/zsl_lib`."""
+    path = Path(os.environ.get("ZSL_CACHE", Path.home() / ".cache" / "zsl_lib"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """"auto" picks CUDA when there is a GPU, else the CPU; anything else is passed to torch."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"DEVICE={device!r} but torch sees no GPU; use DEVICE='auto' or 'cpu'")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; plain fp32 on the CPU (bf16 is 10-50x slower on CPUs without it)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
