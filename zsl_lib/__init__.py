@@ -1,0 +1,8 @@
+"""zsl_lib: the library behind zsl-book (generalized zero-shot learning, rebuilt).
+
+Modules: `toyworld` (ToyBirds and ToyShapes), `backbones` (toy-pretrained timm models),
+`semantics` (GloVe attribute vectors), `metrics` (T1, U / S / H, calibration, AUSUC),
+`eszsl` and `probe` (the linear baseline), `xlsa17` (the Proposed Split files),
+`provenance` (what every stored result records), `runtime` (device, seeds, cache).
+"""
+__version__ = "0.1.0"

@@ -1,0 +1,37 @@
+"""Frozen features for linear probes: a backbone's pooled tokens, or raw pixels as a control."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .backbones import to_input
+
+
+@torch.no_grad()
+def backbone_features(model: nn.Module, images: np.ndarray, batch_size: int = 256,
+                      device: str | torch.device = "cpu") -> np.ndarray:
+    """Frozen features of uint8 images (N, H, W, 3).
+
+    A ViT gives [CLS ; mean of patch tokens] of its last (normalised) layer, (N, 2D);
+    a CNN gives the global average of its last feature map, (N, C).
+    """
+    model = model.to(device).eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = to_input(torch.tensor(np.asarray(images[start:start + batch_size])).to(device))
+        tokens = model.forward_features(x)
+        if tokens.ndim == 3:                                      # (B, prefix + N, D)
+            prefix = getattr(model, "num_prefix_tokens", 1)
+            feats = torch.cat([tokens[:, 0], tokens[:, prefix:].mean(1)], dim=1)  # (B, 2D)
+        else:                                                      # (B, C, h, w)
+            feats = tokens.mean(dim=(2, 3))                        # (B, C)
+        out.append(feats.float().cpu().numpy())
+    return np.concatenate(out)
+
+
+def pixel_features(images: np.ndarray, size: int = 16) -> np.ndarray:
+    """Raw pixels, area-downsampled to size x size, flattened: (N, size * size * 3)."""
+    x = torch.tensor(np.asarray(images)).permute(0, 3, 1, 2).float() / 255.0
+    return F.adaptive_avg_pool2d(x, size).flatten(1).numpy()
