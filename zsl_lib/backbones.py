@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,7 +34,7 @@ from timm.models.resnet import BasicBlock, _create_resnet
 from timm.models.vision_transformer import _create_vision_transformer
 
 from . import provenance
-from .runtime import cache_dir
+from .runtime import atomic_open, cache_dir
 from .toyworld import shapes
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -152,7 +150,8 @@ def pretrain(name: str, cfg: PretrainConfig, out_dir: Path, log=print) -> dict:
     state = {k: v.half() if v.is_floating_point() else v for k, v in model.backbone.state_dict().items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.pt"
-    _atomic_torch_save(state, path)
+    with atomic_open(path, "wb") as f:
+        torch.save(state, f)
     entry = provenance.run_record(f"pretrain {name}", asdict(cfg), [cfg.seed], metrics, wall)
     out_arg = "zsl_lib/artifacts" if out_dir.resolve() == ARTIFACTS else str(out_dir)
     entry.update(file=path.name, sha256=sha256_file(path),
@@ -183,12 +182,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
-        torch.save(obj, f)
-    os.replace(f.name, path)
 
 
 def _read_registry(path: Path) -> dict:

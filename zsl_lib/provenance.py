@@ -5,10 +5,11 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from .runtime import atomic_open
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,13 +44,10 @@ def run_record(name: str, config: dict[str, Any], seeds: list[int], metrics: dic
 
 
 def save_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON atomically: a temporary file in the same folder, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
+    """Write JSON atomically (see `runtime.atomic_open`)."""
+    with atomic_open(path) as f:
         json.dump(obj, f, indent=1)
         f.write("\n")
-    os.replace(f.name, path)
 
 
 def load_json(path: str | os.PathLike) -> Any:

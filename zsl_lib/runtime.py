@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -37,3 +38,22 @@ def autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w"):
+    """Open a temporary file beside `path`; rename it onto `path` only if the block succeeds.
+
+    A reader never sees a half-written file, and an interrupted write leaves the old one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = tempfile.NamedTemporaryFile(mode, dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    try:
+        with f:
+            yield f
+        os.chmod(f.name, 0o644)  # temporary files are private; the result is not
+        os.replace(f.name, path)
+    except BaseException:
+        os.unlink(f.name)
+        raise

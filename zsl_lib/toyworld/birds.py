@@ -163,8 +163,10 @@ def render_bird(rng: np.random.Generator, values: tuple[int, ...], size: int = 6
     flip = bool(rng.random() < 0.5)
     offset = (s2 * (0.5 + rng.uniform(-0.25, 0.25)), s2 * (0.5 + rng.uniform(-0.25, 0.25)))
 
+    matrix, shift = dr.similarity_matrix(scale, angle, flip), np.asarray(offset)
+
     def place(points: np.ndarray) -> np.ndarray:
-        return dr.similarity(points, scale, angle, flip, offset)
+        return points @ matrix + shift
 
     wing_rgb = dr.jitter_color(rng, v["has_wing_color"])
     body_rgb = dr.shade(wing_rgb, 1.25)
@@ -193,7 +195,7 @@ def render_bird(rng: np.random.Generator, values: tuple[int, ...], size: int = 6
 
     for part, points, rgb, texture in shapes:
         placed = place(points)
-        dr.fill_textured(canvas, placed, rgb, texture, angle=angle, scale=0.08 * scale)
+        dr.fill_textured(canvas, placed, rgb, texture, angle=angle, scale=0.08 * scale, draw=draw)
         dr.polygon(pdraw, placed, PART_NAMES.index(part) + 1)
 
     if rng.random() < 0.25:  # an occluding branch or leaf across the frame

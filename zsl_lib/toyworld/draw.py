@@ -60,12 +60,13 @@ def _unit_arc(n: int, start: float, stop: float) -> np.ndarray:
 def similarity(points: np.ndarray, scale: float, angle: float, flip: bool,
                offset: tuple[float, float]) -> np.ndarray:
     """Scale, optionally mirror in x, rotate by `angle` radians, then translate. (n, 2) -> (n, 2)."""
-    p = points * scale
-    if flip:
-        p = p * np.array([-1.0, 1.0])
+    return points @ similarity_matrix(scale, angle, flip) + np.asarray(offset)
+
+
+def similarity_matrix(scale: float, angle: float, flip: bool) -> np.ndarray:
+    """The 2x2 matrix M of `similarity`, acting on row vectors (points @ M)."""
     c, s = np.cos(angle), np.sin(angle)
-    p = p @ np.array([[c, s], [-s, c]])
-    return p + np.asarray(offset)
+    return np.array([[-scale if flip else scale, 0.0], [0.0, scale]]) @ np.array([[c, s], [-s, c]])
 
 
 def polygon(draw: ImageDraw.ImageDraw, points: np.ndarray, fill) -> None:
@@ -128,9 +129,10 @@ def distractors(rng: np.random.Generator, draw: ImageDraw.ImageDraw, size: int, 
 def finish(rng: np.random.Generator, canvas: Image.Image, out_size: int) -> np.ndarray:
     """Downsample the 2x canvas (box filter) and apply a global colour cast and brightness."""
     img = np.asarray(canvas.resize((out_size, out_size), Image.BOX), dtype=np.float32)
-    cast = rng.uniform(0.85, 1.15, size=3) * rng.uniform(0.75, 1.2)
-    img = img * cast + rng.normal(0, 3, size=img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
+    cast = (rng.uniform(0.85, 1.15, size=3) * rng.uniform(0.75, 1.2)).astype(np.float32)
+    img *= cast
+    img += 3.0 * rng.standard_normal(img.shape, dtype=np.float32)
+    return np.clip(img, 0, 255, out=img).astype(np.uint8)
 
 
 def new_canvas(rng: np.random.Generator, size2x: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
@@ -146,16 +148,17 @@ def new_canvas(rng: np.random.Generator, size2x: int) -> tuple[Image.Image, Imag
 
 
 def fill_textured(canvas: Image.Image, points: np.ndarray, color: tuple[int, int, int],
-                  texture: str, angle: float = 0.0, scale: float | None = None) -> None:
+                  texture: str, angle: float = 0.0, scale: float | None = None,
+                  draw: ImageDraw.ImageDraw | None = None) -> None:
     """Fill a polygon with a solid colour, stripes or spots of a contrasting colour.
 
     The pattern is drawn over the polygon's bounding box and pasted through the
     polygon's mask, so it never leaks outside the part. `scale` sets the stripe
     spacing and spot size (default: a fifth of the polygon's extent); stripes run
-    across `angle`, so they turn with the object.
+    across `angle`, so they turn with the object. `draw` may pass the canvas's ImageDraw.
     """
     if texture == "solid":
-        polygon(ImageDraw.Draw(canvas), points, color)
+        polygon(draw or ImageDraw.Draw(canvas), points, color)
         return
     mask = Image.new("L", canvas.size, 0)
     polygon(ImageDraw.Draw(mask), points, 255)

@@ -1,0 +1,42 @@
+"""Atomic writes, device selection, and what a stored result records."""
+import json
+
+import pytest
+import torch
+
+from zsl_lib import provenance
+from zsl_lib.runtime import atomic_open, resolve_device
+
+
+def test_atomic_open_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "result.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_open(target) as f:
+            f.write("half of the new")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]   # no temporary file left
+    with atomic_open(target) as f:
+        f.write("new")
+    assert target.read_text() == "new" and oct(target.stat().st_mode & 0o777) == "0o644"
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="torch sees no GPU"):
+            resolve_device("cuda")
+
+
+def test_run_record_holds_everything_a_reader_needs(tmp_path):
+    record = provenance.run_record("demo", {"lr": 0.1}, [0, 1], {"H": 12.5}, wall_time_s=3.21)
+    for key in ("name", "date", "git_sha", "config", "seeds", "environment", "wall_time_s", "metrics"):
+        assert key in record
+    assert {"python", "torch", "timm", "numpy", "device"} <= set(record["environment"])
+    provenance.save_json(tmp_path / "r.json", record)
+    assert json.loads((tmp_path / "r.json").read_text()) == record == provenance.load_json(tmp_path / "r.json")
+    assert "run 'demo'" in provenance.describe(record) and "seeds [0, 1]" in provenance.describe(record)
+    with pytest.raises(FileNotFoundError, match="no stored result at"):
+        provenance.load_json(tmp_path / "missing.json")
