@@ -26,7 +26,7 @@ def main() -> None:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     per_class = max(1, args.images // 100)
     config = ToyBirdsConfig(images_per_class=per_class, image_size=args.size)
-    render_world(ToyBirdsConfig(images_per_class=2, image_size=args.size))   # warm-up
+    render_world(ToyBirdsConfig(images_per_class=5, image_size=args.size))   # warm-up
     start = time.perf_counter()
     render_world(config)
     seconds = time.perf_counter() - start
