@@ -76,6 +76,7 @@ class PretrainConfig:
     image_size: int = 64
     seed: int = 0
     eval_images: int = 1024
+    log_every: int = 25
 
 
 class ShapesStream(torch.utils.data.IterableDataset):
@@ -117,9 +118,17 @@ class PretrainHeads(nn.Module):
         return [head(z) for head in self.heads]
 
 
+def pretrain_loss(logits: list[torch.Tensor], labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy of the joint head plus half of each factorised head's. labels: (B, 4)."""
+    weights = (1.0, 0.5, 0.5, 0.5)
+    return sum(w * F.cross_entropy(lg, labels[:, k], label_smoothing=label_smoothing)
+               for k, (w, lg) in enumerate(zip(weights, logits)))
+
+
 def pretrain(name: str, cfg: PretrainConfig, out_dir: Path, log=print) -> dict:
     """Pretrain `name` on ToyShapes, write `<name>.pt` (fp16 state dict) into out_dir, register it."""
     torch.manual_seed(cfg.seed)
+    sha = provenance.git_sha()
     model = PretrainHeads(timm.create_model(name, num_classes=0))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg.warmup_steps) * 0.5 * (
@@ -131,17 +140,15 @@ def pretrain(name: str, cfg: PretrainConfig, out_dir: Path, log=print) -> dict:
     for step, (images, labels) in enumerate(loader):
         if step == cfg.steps:
             break
-        logits = model(to_input(images))
-        loss = sum(w * F.cross_entropy(lg, labels[:, k], label_smoothing=cfg.label_smoothing)
-                   for k, (w, lg) in enumerate(zip((1.0, 0.5, 0.5, 0.5), logits)))
+        loss = pretrain_loss(model(to_input(images)), labels, cfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         losses.append(loss.item())
-        if step % 25 == 0 or step == cfg.steps - 1:
-            log(f"{name} step {step}/{cfg.steps} loss {np.mean(losses[-25:]):.3f} "
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            log(f"{name} step {step}/{cfg.steps} loss {np.mean(losses[-cfg.log_every:]):.3f} "
                 f"({time.time() - start:.0f} s)")
     metrics = evaluate_pretraining(model, cfg)
     metrics["final_loss"] = round(float(np.mean(losses[-25:])), 4)
@@ -152,7 +159,7 @@ def pretrain(name: str, cfg: PretrainConfig, out_dir: Path, log=print) -> dict:
     path = out_dir / f"{name}.pt"
     with atomic_open(path, "wb") as f:
         torch.save(state, f)
-    entry = provenance.run_record(f"pretrain {name}", asdict(cfg), [cfg.seed], metrics, wall)
+    entry = provenance.run_record(f"pretrain {name}", asdict(cfg), [cfg.seed], metrics, wall, sha)
     out_arg = "zsl_lib/artifacts" if out_dir.resolve() == ARTIFACTS else str(out_dir)
     entry.update(file=path.name, sha256=sha256_file(path),
                  command=f"python -m zsl_lib.backbones pretrain {name} --steps {cfg.steps} --out {out_arg}")

@@ -103,7 +103,7 @@ def public(result: dict) -> dict:
 
 def run_study(mode: str, seeds, extractors=EXTRACTORS, device="cpu", log=print) -> dict:
     """The chapter-1 comparison over world seeds; returns a provenance record with per-seed metrics."""
-    start = time.time()
+    start, sha = time.time(), provenance.git_sha()
     per_seed = {e: [] for e in extractors}
     for seed in seeds:
         world = load_toybirds(ToyBirdsConfig.for_mode(mode, seed=seed))
@@ -117,7 +117,7 @@ def run_study(mode: str, seeds, extractors=EXTRACTORS, device="cpu", log=print) 
               "probe": "ESZSL on z-scored features, (alpha, beta) and gamma chosen on the validation protocol",
               "grid": GRID.tolist(), "calibration": "subtract_seen on row-standardised scores"}
     return provenance.run_record(f"probe_{mode}", config, list(seeds),
-                                 {"per_seed": per_seed, "summary": summary}, time.time() - start)
+                                 {"per_seed": per_seed, "summary": summary}, time.time() - start, sha)
 
 
 def main(argv=None) -> None:

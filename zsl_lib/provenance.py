@@ -36,9 +36,13 @@ def environment() -> dict[str, str]:
 
 
 def run_record(name: str, config: dict[str, Any], seeds: list[int], metrics: dict[str, Any],
-               wall_time_s: float) -> dict[str, Any]:
-    """One run's provenance and results, ready for `save_json`."""
-    return {"name": name, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "git_sha": git_sha(),
+               wall_time_s: float, sha: str | None = None) -> dict[str, Any]:
+    """One run's provenance and results, ready for `save_json`.
+
+    Pass `sha=git_sha()` taken when the run started, so that editing files while a long
+    run goes on does not misreport the code it ran.
+    """
+    return {"name": name, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "git_sha": sha or git_sha(),
             "config": config, "seeds": seeds, "environment": environment(),
             "wall_time_s": round(wall_time_s, 1), "metrics": metrics}
 
