@@ -102,9 +102,6 @@ class GZSLResult:
     H: float
     gamma: float
 
-    def as_percent(self) -> dict[str, float]:
-        return {"U": round(100 * self.U, 1), "S": round(100 * self.S, 1), "H": round(100 * self.H, 1)}
-
 
 def gzsl(scores, labels, seen_cols, gamma: float = 0.0, form: str = "subtract_seen") -> GZSLResult:
     """U (per-class mean over unseen-class images), S (over seen-class images), H, at one gamma."""

@@ -1,4 +1,4 @@
-"""Where things run and where they are kept: device, seeds, precision, cache folder."""
+"""Where things run and where they are kept: device, seeds, the cache folder, atomic writes."""
 from __future__ import annotations
 
 import contextlib
@@ -19,7 +19,7 @@ def cache_dir() -> Path:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """"auto" picks CUDA when there is a GPU, else the CPU; anything else is passed to torch."""
+    """The torch device for a DEVICE parameter: "auto" is CUDA when torch sees a GPU, else the CPU."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -31,13 +31,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; plain fp32 on the CPU (bf16 is 10-50x slower on CPUs without it)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 @contextlib.contextmanager
