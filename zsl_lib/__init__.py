@@ -6,3 +6,5 @@ Modules: `toyworld` (ToyBirds and ToyShapes), `backbones` (toy-pretrained timm m
 `provenance` (what every stored result records), `runtime` (device, seeds, cache).
 """
 __version__ = "0.1.0"
+
+from . import backbones as _backbones  # noqa: E402,F401  registers toy_vit_p8_64 / toy_resnet_64 with timm

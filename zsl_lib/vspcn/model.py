@@ -1,0 +1,191 @@
+"""VSPCN on any timm VisionTransformer (Jiang et al., CVPR 2025).
+
+Token layout: [CLS | visual prompt | semantic prompt | N patches], each prompt present
+only when its switch is on. The backbone is frozen (its CLS token and position
+embedding stay trainable, as in the released code). Weak fusion (Eqs. 1-4) makes the
+input prompts; the first K blocks run unchanged; before each later block a strong step
+updates the prompts (SVPF, adapter, SSPF; Eqs. 5-10). Recognition uses the CLS token:
+s_c(x) = z_cls . phi(a_c) (Eq. 12).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from timm.layers import trunc_normal_
+from timm.models.vision_transformer import Block, VisionTransformer
+
+from .config import VSPCNConfig
+from .losses import total_loss
+from .fusion import (SemanticAdapter, StrongSemanticPromptFusion, StrongVisualPromptFusion,
+                     WeakSemanticPromptFusion, WeakVisualPromptFusion)
+
+
+class StrongStep(nn.Module):
+    """The fusion before one deep block: SVPF, then the adapter, then SSPF (the code's order)."""
+
+    def __init__(self, cfg: VSPCNConfig, dim: int, num_patches: int, num_attributes: int):
+        super().__init__()
+        self.svpf = StrongVisualPromptFusion(dim, num_patches, cfg.alpha_v, cfg.rho_v, cfg.svpf_init) \
+            if cfg.svpf else None
+        self.adapter = SemanticAdapter(dim, cfg.beta) if cfg.sspf and cfg.adapter else None
+        self.sspf = StrongSemanticPromptFusion(dim, num_attributes, cfg.alpha_s, cfg.sp_residual) \
+            if cfg.sspf else None
+
+
+def _random_block(vit: VisionTransformer) -> Block:
+    """The code_exact 13th block: pretrained-shaped, randomly initialised, frozen."""
+    ref = vit.blocks[0]
+    block = Block(vit.embed_dim, ref.attn.num_heads, mlp_ratio=ref.mlp.fc1.out_features / vit.embed_dim,
+                  qkv_bias=ref.attn.qkv.bias is not None)
+    for m in block.modules():
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=0.01)
+            nn.init.zeros_(m.bias)
+    return block
+
+
+class VSPCN(nn.Module):
+    """Visual and semantic prompt collaboration on a frozen ViT.
+
+    Args:
+        backbone: a timm VisionTransformer with a class token and the class token's
+            position in `pos_embed` (e.g. vit_base_patch16_224, toy_vit_p8_64).
+        word_vectors: (A, d_w) attribute word vectors G (fixed).
+        class_attributes: (C, A) class attribute vectors a_c of all classes.
+        seen_classes: indices of the seen classes (the columns training uses).
+        cfg: switches and constants (`zsl_lib.vspcn.config`).
+    """
+
+    def __init__(self, backbone: VisionTransformer, word_vectors: torch.Tensor, class_attributes: torch.Tensor,
+                 seen_classes, cfg: VSPCNConfig):
+        super().__init__()
+        if getattr(backbone, "cls_token", None) is None or backbone.no_embed_class or backbone.num_reg_tokens:
+            raise ValueError("VSPCN needs a ViT with a class token, its position in pos_embed and no "
+                             "register tokens (e.g. timm vit_base_patch16_224 or toy_vit_p8_64)")
+        self.cfg = cfg
+        self.vit = backbone
+        dim, num_patches = backbone.embed_dim, backbone.patch_embed.num_patches
+        num_attributes = class_attributes.shape[1]
+        if word_vectors.shape[0] != num_attributes:
+            raise ValueError(f"{word_vectors.shape[0]} word vectors for {num_attributes} attributes")
+        for p in backbone.parameters():
+            p.requires_grad_(False)
+        backbone.cls_token.requires_grad_(True)
+        backbone.pos_embed.requires_grad_(True)
+        self.blocks = list(backbone.blocks)
+        if cfg.extra_random_block:
+            self.extra_block = _random_block(backbone).requires_grad_(False)
+            self.blocks.append(self.extra_block)
+        depth = len(backbone.blocks)
+        self.num_shallow = cfg.num_shallow if cfg.num_shallow is not None else depth // 2 + cfg.extra_random_block
+        if not 0 <= self.num_shallow < len(self.blocks):
+            raise ValueError(f"num_shallow={self.num_shallow} must be in [0, {len(self.blocks)})")
+
+        self.register_buffer("word_vectors", torch.as_tensor(word_vectors, dtype=torch.float32))
+        self.register_buffer("class_attributes", torch.as_tensor(class_attributes, dtype=torch.float32))
+        self.register_buffer("seen_classes", torch.as_tensor(seen_classes, dtype=torch.long))
+        num_prompts = int(cfg.vp) + int(cfg.sp)
+        self.prompt_pos_embed = nn.Parameter(torch.zeros(1, num_prompts, dim)) if num_prompts else None
+        if cfg.vp:
+            visual_prompt = trunc_normal_(torch.empty(1, dim), std=0.02)
+            if cfg.train_visual_prompt:
+                self.visual_prompt = nn.Parameter(visual_prompt)
+            else:
+                self.register_buffer("visual_prompt", visual_prompt)
+            self.wvpf = WeakVisualPromptFusion(dim) if cfg.wvpf else None
+            self.vp_classifier = nn.Linear(dim, len(self.seen_classes), bias=False)   # Phi, D x C_s
+            trunc_normal_(self.vp_classifier.weight, std=0.01)
+        if cfg.sp:
+            self.semantic_prompt = nn.Parameter(torch.randn(1, dim))
+            self.word_projection = nn.Parameter(trunc_normal_(torch.empty(word_vectors.shape[1], dim), std=0.01))
+            self.wspf = WeakSemanticPromptFusion(dim) if cfg.wspf else None
+        self.strong_steps = nn.ModuleList(StrongStep(cfg, dim, num_patches, num_attributes)
+                                          for _ in range(len(self.blocks) - self.num_shallow))
+        self.attribute_projection = nn.Linear(num_attributes, dim)   # phi, Eq. (12)
+        trunc_normal_(self.attribute_projection.weight, std=0.01)
+        nn.init.zeros_(self.attribute_projection.bias)
+
+    # ---- pieces -----------------------------------------------------------------------
+    def attribute_tokens(self) -> torch.Tensor:
+        """S^0 = G W_g, (A, D)."""
+        return self.word_vectors @ self.word_projection
+
+    def prototypes(self) -> torch.Tensor:
+        """phi(a_c) for every class, (C, D)."""
+        return self.attribute_projection(self.class_attributes)
+
+    def input_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """X^0 = [CLS; P_v_hat; P_s_hat; F^0] + positions, (B, 1 + P + N, D); and S^0 or None."""
+        vit = self.vit
+        patches = vit.patch_embed(x)                                     # F^0 (B, N, D)
+        batch = len(patches)
+        tokens = [(vit.cls_token + vit.pos_embed[:, :1]).expand(batch, -1, -1)]
+        prompts, s0 = [], None
+        if self.cfg.vp:
+            vp = self.wvpf(self.visual_prompt, patches) if self.wvpf is not None else \
+                self.visual_prompt.expand(batch, 1, -1)                  # (B, 1, D)
+            prompts.append(vp)
+        if self.cfg.sp:
+            s0 = self.attribute_tokens()                                 # (A, D)
+            sp = self.wspf(self.semantic_prompt, s0) if self.wspf is not None else self.semantic_prompt
+            prompts.append(sp.expand(batch, 1, -1))                      # (B, 1, D)
+        if prompts:
+            tokens.append(torch.cat(prompts, dim=1) + self.prompt_pos_embed)
+        tokens.append(patches + vit.pos_embed[:, 1:])
+        return vit.norm_pre(vit.pos_drop(torch.cat(tokens, dim=1))), s0
+
+    def strong_step(self, step: StrongStep, x: torch.Tensor, s: torch.Tensor | None):
+        """Update the prompt tokens of X^l before the next block; returns (X~^l, S^l)."""
+        p = int(self.cfg.vp) + int(self.cfg.sp)
+        patches = x[:, 1 + p:]                                           # F^l (B, N, D)
+        tokens = [x[:, :1]]
+        if self.cfg.vp:
+            vp = x[:, 1:2]
+            tokens.append(step.svpf(vp, patches) if step.svpf is not None else vp)
+        if self.cfg.sp:
+            sp = x[:, 1 + int(self.cfg.vp):2 + int(self.cfg.vp)]
+            if step.sspf is not None:
+                if step.adapter is not None:
+                    s = step.adapter(s, patches)                         # S^l (B, A, D)
+                sp = step.sspf(sp, s)
+                if step.adapter is not None and self.cfg.adapter_batch_mean:
+                    s = s.mean(0, keepdim=True).expand_as(s)             # the code's batch-shared state
+            tokens.append(sp)
+        tokens.append(patches)
+        return torch.cat(tokens, dim=1), s
+
+    # ---- timm-style API ---------------------------------------------------------------
+    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Final-LN outputs of the CLS, visual-prompt and semantic-prompt tokens, each (B, D)."""
+        tokens, s0 = self.input_tokens(x)
+        s = None if s0 is None else s0.expand(len(x), -1, -1)           # S^{K-1} := S^0, (B, A, D)
+        for index, block in enumerate(self.blocks):
+            if index >= self.num_shallow:
+                tokens, s = self.strong_step(self.strong_steps[index - self.num_shallow], tokens, s)
+            tokens = block(tokens)
+        z = self.vit.norm(tokens)
+        out = {"cls": z[:, 0]}
+        if self.cfg.vp:
+            out["vp"] = z[:, 1]
+        if self.cfg.sp:
+            out["sp"] = z[:, 1 + int(self.cfg.vp)]
+        return out
+
+    def forward_head(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Dot-product scores of every class, s_c = z_cls . phi(a_c) (Eq. 12): (B, C)."""
+        return features["cls"] @ self.prototypes().T
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def training_losses(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every term of Eq. (18) for a batch; `labels` (B,) are seen-column indices (0..C_s-1)."""
+        features = self.forward_features(x)
+        prototypes = self.prototypes()                                   # (C, D)
+        scores_seen = (features["cls"] @ prototypes.T)[:, self.seen_classes]   # (B, C_s)
+        vp_logits = self.vp_classifier(features["vp"]) if self.cfg.vp else None
+        return total_loss(features, scores_seen, vp_logits, prototypes[self.seen_classes[labels]], labels,
+                          self.cfg.losses)
+
+    def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        return {name: p for name, p in self.named_parameters() if p.requires_grad}
