@@ -196,3 +196,15 @@ def standardize_rows(scores: np.ndarray) -> np.ndarray:
     """
     scores = np.asarray(scores, dtype=np.float64)
     return (scores - scores.mean(1, keepdims=True)) / np.maximum(scores.std(1, keepdims=True), 1e-12)
+
+
+def gzsl_report(scores, labels, seen_cols, gamma: float, form: str = "subtract_seen") -> dict:
+    """Everything a results table shows, as fractions: T1; U / S / H without calibration and at
+    `gamma` (chosen elsewhere, on validation data); AUSUC; and the best H of a sweep over these
+    very images, labelled `H_test_tuned` because choosing gamma on them is optimistic."""
+    curve = seen_unseen_curve(scores, labels, seen_cols, form)
+    uncal, cal = gzsl(scores, labels, seen_cols, 0.0, form), gzsl(scores, labels, seen_cols, gamma, form)
+    return {"T1": czsl_t1(scores, labels, seen_cols),
+            "U_uncal": uncal.U, "S_uncal": uncal.S, "H_uncal": uncal.H,
+            "U": cal.U, "S": cal.S, "H": cal.H, "gamma": gamma,
+            "AUSUC": curve.ausuc(), "H_test_tuned": curve.best().H, "_curve": curve}

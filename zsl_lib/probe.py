@@ -68,19 +68,10 @@ def eszsl_probe(features: np.ndarray, world: ToyBirds, form: str = "subtract_see
     model = ESZSL(alpha, beta).fit(X_tv, y_tv, world.class_attributes[world.seen_classes].T)
     scores = _scores(model, X_test, world, class_ids)
     y_test, seen_cols = metrics.columns(class_ids, labels[test_idx], world.seen_classes)
-    curve = metrics.seen_unseen_curve(scores, y_test, seen_cols, form)
-    uncal = metrics.gzsl(scores, y_test, seen_cols, 0.0, form)
-    cal = metrics.gzsl(scores, y_test, seen_cols, val_result.gamma, form)
-    return {
-        "T1": metrics.czsl_t1(scores, y_test, seen_cols),
-        "U_uncal": uncal.U, "S_uncal": uncal.S, "H_uncal": uncal.H,
-        "U": cal.U, "S": cal.S, "H": cal.H, "gamma": val_result.gamma,
-        "AUSUC": curve.ausuc(),
-        "H_test_tuned": curve.best().H,
-        "H_val": val_result.H, "alpha": float(alpha), "beta": float(beta),
-        "chance_T1": 1.0 / len(world.unseen_classes),
-        "_curve": curve, "_scores": scores, "_labels": y_test, "_seen_cols": seen_cols,
-    }
+    return {**metrics.gzsl_report(scores, y_test, seen_cols, val_result.gamma, form),
+            "H_val": val_result.H, "alpha": float(alpha), "beta": float(beta),
+            "chance_T1": 1.0 / len(world.unseen_classes),
+            "_scores": scores, "_labels": y_test, "_seen_cols": seen_cols}
 
 
 def extract(extractor: str, world: ToyBirds, seed: int = 0, device="cpu") -> np.ndarray:
