@@ -212,3 +212,41 @@ def test_total_loss_weights_and_switches():
     base_only = losses.total_loss({"cls": feats["cls"]}, scores, None, proto, y, W)
     assert set(base_only) == {"cls", "sr", "base", "total"}
     torch.testing.assert_close(base_only["total"], base_only["base"])
+
+
+# ---- the attention recorder -------------------------------------------------------------------
+def test_recorder_shapes_and_fusion_maps():
+    from zsl_lib.vspcn import AttentionRecorder
+    model = make(preset("paper_default")).eval()
+    with AttentionRecorder(model) as rec:
+        with torch.no_grad():
+            model(torch.randn(2, 3, 64, 64))
+    assert len(rec.blocks) == 6 and rec.blocks[0].shape == (2, 3, 67, 67)     # (B, heads, T, T)
+    for token in ("cls", "vp", "sp"):
+        maps = rec.token_to_patches(token)
+        assert maps.shape == (6, 2, 3, 64)                                     # (L, B, heads, N)
+        assert (maps.sum(-1) <= 1 + 1e-5).all()
+    fusion = rec.fusion
+    assert fusion["wvpf"].shape == (2, 1, 64) and fusion["wspf"].shape == (1, A)
+    assert fusion["svpf"].shape == (3, 2, 1, 64) and fusion["adapter"].shape == (3, 2, A, 64)
+    assert fusion["sspf"].shape == (3, 2, 1, A)
+    assert not model.vit.blocks[0].attn.qkv._forward_hooks    # hooks removed on exit
+    with pytest.raises(ValueError, match="no 'vp' token"):
+        AttentionRecorder(make(table2_row(1))).token_index("vp")
+
+
+def test_recorded_attention_is_the_blocks_own():
+    """softmax(q k^T * scale) from the hooked qkv, applied to v, reproduces the block's attention output."""
+    from zsl_lib.vspcn import AttentionRecorder
+    model = make(preset("paper_default")).eval()
+    attn = model.blocks[2].attn
+    seen = {}
+    handle = attn.register_forward_hook(lambda m, i, o: seen.update(x=i[0], out=o))
+    with AttentionRecorder(model) as rec, torch.no_grad():
+        model(torch.randn(2, 3, 64, 64))
+    handle.remove()
+    with torch.no_grad():
+        B, T, D = seen["x"].shape
+        v = attn.qkv(seen["x"]).reshape(B, T, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)[2]
+        mixed = (rec.blocks[2] @ v).transpose(1, 2).reshape(B, T, D)
+        torch.testing.assert_close(attn.proj(attn.norm(mixed)), seen["out"], rtol=1e-4, atol=1e-5)
