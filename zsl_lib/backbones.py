@@ -103,6 +103,11 @@ def to_input(images_uint8: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
+def batch_to_input(images: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """uint8 images (B, H, W, 3), in memory or memory-mapped -> normalised (B, 3, H, W) on `device`."""
+    return to_input(torch.from_numpy(np.array(images)).to(device))
+
+
 class PretrainHeads(nn.Module):
     """A backbone with four linear heads: joint (256), shape (8), colour (8), texture (4)."""
 

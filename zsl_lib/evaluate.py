@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from . import metrics
-from .backbones import to_input
+from .backbones import batch_to_input
 from .runtime import resolve_device
 from .toyworld.dataset import ToyBirds
 
@@ -24,7 +24,7 @@ def class_scores(model: torch.nn.Module, images: np.ndarray, batch_size: int = 1
     model.to(dev).eval()
     out = []
     for start in range(0, len(images), batch_size):
-        x = to_input(torch.from_numpy(np.asarray(images[start:start + batch_size])).to(dev))
+        x = batch_to_input(images[start:start + batch_size], dev)
         out.append(model(x).float().cpu().numpy())
     return np.concatenate(out)
 

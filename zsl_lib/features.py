@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .backbones import to_input
+from .backbones import batch_to_input
 
 
 @torch.no_grad()
@@ -20,7 +20,7 @@ def backbone_features(model: nn.Module, images: np.ndarray, batch_size: int = 25
     model = model.to(device).eval()
     out = []
     for start in range(0, len(images), batch_size):
-        x = to_input(torch.tensor(np.asarray(images[start:start + batch_size])).to(device))
+        x = batch_to_input(images[start:start + batch_size], device)
         tokens = model.forward_features(x)
         if tokens.ndim == 3:                                      # (B, prefix + N, D)
             prefix = getattr(model, "num_prefix_tokens", 1)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .backbones import to_input
+from .backbones import batch_to_input
 from .runtime import resolve_device, seed_everything
 
 
@@ -57,7 +57,7 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
             order, cursor = rng.permutation(len(images)), 0
         batch = np.sort(order[cursor:cursor + cfg.batch_size])
         cursor += cfg.batch_size
-        x = to_input(torch.from_numpy(np.asarray(images[batch])).to(device))
+        x = batch_to_input(images[batch], device)
         y = torch.from_numpy(targets[batch]).to(device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             terms = model.training_losses(x, y)
