@@ -153,3 +153,15 @@ def test_toyshapes_scenes():
     # the joint label spreads over many classes
     joint = [shapes.render_scene(np.random.default_rng(i), 32)[1]["joint"] for i in range(300)]
     assert len(set(joint)) > 150
+
+
+def test_protocol_stages(smoke_world):
+    w = smoke_world
+    idx, candidates, seen = w.protocol("val")
+    assert set(w.labels[idx].tolist()) == set(candidates.tolist()) == set(w.seen_classes.tolist())
+    np.testing.assert_array_equal(seen, w.trainclasses1)
+    idx, candidates, seen = w.protocol("test")
+    np.testing.assert_array_equal(candidates[:75], w.seen_classes)     # seen first, then unseen
+    assert len(idx) == len(w.splits["test_seen"]) + len(w.splits["test_unseen"])
+    with pytest.raises(ValueError, match="unknown protocol stage 'train'"):
+        w.protocol("train")

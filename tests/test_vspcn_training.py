@@ -4,17 +4,13 @@ import pytest
 import torch
 
 from zsl_lib import evaluate
-from zsl_lib.backbones import load_or_pretrain
-from zsl_lib.semantics import attribute_word_vectors
 from zsl_lib.train import TrainConfig, train
-from zsl_lib.vspcn import VSPCN, preset
+from zsl_lib.vspcn import preset
+from zsl_lib.vspcn.experiment import build as build_vspcn
 
 
-def build(world, cfg=None):
-    att = world.class_attributes / np.linalg.norm(world.class_attributes, axis=1, keepdims=True)
-    torch.manual_seed(0)
-    return VSPCN(load_or_pretrain("toy_vit_p8_64"), torch.tensor(attribute_word_vectors(world.attribute_phrases)),
-                 torch.tensor(att), torch.tensor(world.seen_classes), cfg or preset("paper_default"))
+def build(world):
+    return build_vspcn(world, preset("paper_default"), world.seen_classes, seed=0)
 
 
 def test_short_run_lowers_the_loss_and_beats_chance(smoke_world):

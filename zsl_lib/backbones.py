@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from timm.models.resnet import BasicBlock, _create_resnet
 from timm.models.vision_transformer import _create_vision_transformer
 
 from . import provenance
-from .runtime import atomic_open, cache_dir
+from .runtime import atomic_open, cache_dir, warmup_cosine
 from .toyworld import shapes
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -136,8 +135,7 @@ def pretrain(name: str, cfg: PretrainConfig, out_dir: Path, log=print) -> dict:
     sha = provenance.git_sha()
     model = PretrainHeads(timm.create_model(name, num_classes=0))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg.warmup_steps) * 0.5 * (
-        1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.steps))
     loader = torch.utils.data.DataLoader(ShapesStream(cfg.seed, cfg.image_size), batch_size=cfg.batch_size,
                                          num_workers=1, persistent_workers=True)
     start, losses = time.time(), []

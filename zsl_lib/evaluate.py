@@ -29,8 +29,8 @@ def class_scores(model: torch.nn.Module, images: np.ndarray, batch_size: int = 1
     return np.concatenate(out)
 
 
-def _columns(world: ToyBirds, splits, seen, candidates, model, form, device):
-    idx = np.concatenate([world.splits[s] for s in splits])
+def _columns(world: ToyBirds, stage: str, model, device):
+    idx, candidates, seen = world.protocol(stage)
     scores = class_scores(model, world.images[idx], device=device)[:, candidates]
     labels, seen_cols = metrics.columns(candidates, world.labels[idx], seen)
     return scores, labels, seen_cols
@@ -38,15 +38,11 @@ def _columns(world: ToyBirds, splits, seen, candidates, model, form, device):
 
 def choose_gamma(model: torch.nn.Module, world: ToyBirds, form: str, device: str = "auto") -> metrics.GZSLResult:
     """Best validation H and its gamma, for a model trained with `trainclasses1` as its seen classes."""
-    candidates = np.r_[world.trainclasses1, world.valclasses1]
-    scores, labels, seen_cols = _columns(world, ("val_seen", "val_unseen"), world.trainclasses1, candidates,
-                                         model, form, device)
+    scores, labels, seen_cols = _columns(world, "val", model, device)
     return metrics.seen_unseen_curve(scores, labels, seen_cols, form).best()
 
 
 def evaluate(model: torch.nn.Module, world: ToyBirds, gamma: float, form: str, device: str = "auto") -> dict:
     """Test-split report (fractions) of a model trained on `trainval`, at a given gamma."""
-    candidates = np.r_[world.seen_classes, world.unseen_classes]
-    scores, labels, seen_cols = _columns(world, ("test_seen", "test_unseen"), world.seen_classes, candidates,
-                                         model, form, device)
+    scores, labels, seen_cols = _columns(world, "test", model, device)
     return metrics.gzsl_report(scores, labels, seen_cols, gamma, form)

@@ -46,8 +46,7 @@ def eszsl_probe(features: np.ndarray, world: ToyBirds, form: str = "subtract_see
     """Run the two-stage protocol on one world; returns metrics (fractions) and the choices made."""
     sp, labels = world.splits, world.labels
     # 1. validation run: choose (alpha, beta) and gamma on pseudo-unseen seen classes
-    val_classes = np.r_[world.trainclasses1, world.valclasses1]
-    val_idx = np.r_[sp["val_seen"], sp["val_unseen"]]
+    val_idx, val_classes, _ = world.protocol("val")
     X_train, X_val = _zscore(features[sp["train"]], features[val_idx])
     y_train, _ = metrics.columns(world.trainclasses1, labels[sp["train"]], world.trainclasses1)
     y_val, seen_val = metrics.columns(val_classes, labels[val_idx], world.trainclasses1)
@@ -61,8 +60,7 @@ def eszsl_probe(features: np.ndarray, world: ToyBirds, form: str = "subtract_see
                 best = (result, alpha, beta)
     val_result, alpha, beta = best
     # 2. final run on trainval, evaluated once on the test splits
-    class_ids = np.r_[world.seen_classes, world.unseen_classes]
-    test_idx = np.r_[sp["test_seen"], sp["test_unseen"]]
+    test_idx, class_ids, _ = world.protocol("test")
     X_tv, X_test = _zscore(features[sp["trainval"]], features[test_idx])
     y_tv, _ = metrics.columns(world.seen_classes, labels[sp["trainval"]], world.seen_classes)
     model = ESZSL(alpha, beta).fit(X_tv, y_tv, world.class_attributes[world.seen_classes].T)

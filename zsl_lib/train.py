@@ -6,15 +6,15 @@ in `TrainConfig`. Evaluation lives in `zsl_lib.evaluate`.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from . import metrics
 from .backbones import batch_to_input
-from .runtime import resolve_device, seed_everything
+from .runtime import resolve_device, seed_everything, warmup_cosine
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,13 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
     device = resolve_device(cfg.device)
     model.to(device).train()
     seen = model.seen_classes.cpu().numpy()
-    column = {int(c): k for k, c in enumerate(seen)}
-    if not set(np.unique(labels).tolist()) <= set(column):
-        raise ValueError("training labels include classes that are not the model's seen classes")
-    targets = np.array([column[int(y)] for y in labels])
+    try:
+        targets, _ = metrics.columns(seen, labels, seen)
+    except ValueError as err:
+        raise ValueError(f"training labels include classes that are not the model's seen classes: {err}") from err
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg.warmup_steps) * 0.5 * (
-        1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.steps))
     rng = np.random.default_rng(cfg.seed)
     order, cursor = rng.permutation(len(images)), 0
     history, start = [], time.time()

@@ -98,6 +98,21 @@ class ToyBirds:
     def class_attributes(self) -> np.ndarray:
         return np.stack([s.attribute_vector() for s in self.species])  # (C, A)
 
+    def protocol(self, stage: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Images, candidate classes and seen classes of one GZSL evaluation.
+
+        "val": `val_seen` + `val_unseen` against `trainclasses1` + `valclasses1` (seen:
+        `trainclasses1`), for a model trained on `train`; "test": `test_seen` +
+        `test_unseen` against all classes (seen first), for a model trained on `trainval`.
+        """
+        if stage == "val":
+            return (np.r_[self.splits["val_seen"], self.splits["val_unseen"]],
+                    np.r_[self.trainclasses1, self.valclasses1], self.trainclasses1)
+        if stage == "test":
+            return (np.r_[self.splits["test_seen"], self.splits["test_unseen"]],
+                    np.r_[self.seen_classes, self.unseen_classes], self.seen_classes)
+        raise ValueError(f"unknown protocol stage {stage!r}; choose 'val' or 'test'")
+
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={len(v)}" for k, v in self.splits.items())
         return (f"ToyBirds(seed={self.config.seed}, {self.config.n_species} species "
