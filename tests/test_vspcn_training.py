@@ -21,7 +21,7 @@ def test_short_run_lowers_the_loss_and_beats_chance(smoke_world):
                     TrainConfig(steps=60, batch_size=32, device="cpu"), log=lambda *_: None)
     first, last = np.mean([h["total"] for h in history[:5]]), np.mean([h["total"] for h in history[-5:]])
     assert last < first - 0.3
-    report = evaluate.evaluate(model, smoke_world, gamma=0.0, form="softmax_add_unseen", device="cpu")
+    report = evaluate.evaluate(model, smoke_world, gamma=0.0, name="eq19", device="cpu")
     assert report["T1"] > 2 / len(smoke_world.unseen_classes)
     for k, v in model.vit.state_dict().items():
         if k in frozen:

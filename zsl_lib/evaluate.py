@@ -5,6 +5,14 @@ splits into T1, U / S / H (without calibration and at a gamma chosen on validati
 and AUSUC; `choose_gamma` picks gamma on the validation protocol (`val_seen` +
 `val_unseen`, scored against `trainclasses1` + `valclasses1`) of a model trained on
 `train` only.
+
+A calibration is a score transform plus a form of `metrics.calibrate`:
+- "eq19": the paper's Eq. (19), a softmax over all classes, then + gamma on unseen ones;
+- "zscore_stacking": each image's scores z-scored over its candidate classes, then
+  - gamma on seen ones (calibrated stacking; what the foundation's baseline uses).
+The validation protocol has 75 candidate classes and the test 100, so gamma must mean
+the same thing on both: a softmax probability does not (it shrinks with the number of
+classes), a z-score roughly does.
 """
 from __future__ import annotations
 
@@ -15,6 +23,8 @@ from . import metrics
 from .backbones import batch_to_input
 from .runtime import resolve_device
 from .toyworld.dataset import ToyBirds
+
+CALIBRATIONS = {"eq19": (False, "softmax_add_unseen"), "zscore_stacking": (True, "subtract_seen")}
 
 
 @torch.no_grad()
@@ -29,20 +39,29 @@ def class_scores(model: torch.nn.Module, images: np.ndarray, batch_size: int = 1
     return np.concatenate(out)
 
 
-def _columns(world: ToyBirds, stage: str, model, device):
+def calibration(name: str) -> tuple[bool, str]:
+    """(standardise rows?, `metrics.calibrate` form) of a named calibration."""
+    if name not in CALIBRATIONS:
+        raise ValueError(f"unknown calibration {name!r}; choose one of {sorted(CALIBRATIONS)}")
+    return CALIBRATIONS[name]
+
+
+def _columns(world: ToyBirds, stage: str, model, device, standardize: bool):
     idx, candidates, seen = world.protocol(stage)
     scores = class_scores(model, world.images[idx], device=device)[:, candidates]
     labels, seen_cols = metrics.columns(candidates, world.labels[idx], seen)
-    return scores, labels, seen_cols
+    return (metrics.standardize_rows(scores) if standardize else scores), labels, seen_cols
 
 
-def choose_gamma(model: torch.nn.Module, world: ToyBirds, form: str, device: str = "auto") -> metrics.GZSLResult:
+def choose_gamma(model: torch.nn.Module, world: ToyBirds, name: str, device: str = "auto") -> metrics.GZSLResult:
     """Best validation H and its gamma, for a model trained with `trainclasses1` as its seen classes."""
-    scores, labels, seen_cols = _columns(world, "val", model, device)
+    standardize, form = calibration(name)
+    scores, labels, seen_cols = _columns(world, "val", model, device, standardize)
     return metrics.seen_unseen_curve(scores, labels, seen_cols, form).best()
 
 
-def evaluate(model: torch.nn.Module, world: ToyBirds, gamma: float, form: str, device: str = "auto") -> dict:
+def evaluate(model: torch.nn.Module, world: ToyBirds, gamma: float, name: str, device: str = "auto") -> dict:
     """Test-split report (fractions) of a model trained on `trainval`, at a given gamma."""
-    scores, labels, seen_cols = _columns(world, "test", model, device)
+    standardize, form = calibration(name)
+    scores, labels, seen_cols = _columns(world, "test", model, device, standardize)
     return metrics.gzsl_report(scores, labels, seen_cols, gamma, form)
