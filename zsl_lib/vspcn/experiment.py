@@ -4,7 +4,8 @@
    gamma is chosen on `val_seen` + `val_unseen`, once for each calibration of
    `zsl_lib.evaluate.CALIBRATIONS`.
 2. Final run: a fresh model with all seen classes, trained on `trainval` for the same
-   schedule, evaluated once on the test splits at those gammas.
+   schedule, evaluated once on the test splits at those gammas. Its trained parameters
+   are stored beside the result (`--out` with the suffix `.pt`) for the chapters' figures.
 
 The headline numbers use "zscore_stacking", the calibration of the foundation's ESZSL
 baseline, so the two are compared under one rule; the paper's Eq. (19) is reported
@@ -23,7 +24,8 @@ import numpy as np
 import torch
 
 from .. import evaluate, provenance
-from ..backbones import load_or_pretrain
+from ..backbones import load_or_pretrain, sha256_file
+from ..runtime import atomic_open
 from ..semantics import attribute_word_vectors
 from ..toyworld.dataset import ToyBirds, ToyBirdsConfig, load_toybirds
 from ..train import TrainConfig, train
@@ -62,8 +64,42 @@ def run(world: ToyBirds, cfg: VSPCNConfig, train_cfg: TrainConfig, log=print) ->
         report |= {prefix + k: v for k, v in test.items() if not (prefix and k in SHARED)}
     report.update(chance_T1=1.0 / len(world.unseen_classes),
                   loss_first=float(np.mean([h["total"] for h in history[:10]])),
-                  loss_last=float(np.mean([h["total"] for h in history[-10:]])))
+                  loss_last=float(np.mean([h["total"] for h in history[-10:]])),
+                  _model=model, _history=history)
     return report
+
+
+def quick_run(world: ToyBirds, cfg: VSPCNConfig, train_cfg: TrainConfig, log=print):
+    """A model trained on `trainval` and scored on the test splits without any gamma.
+
+    T1 and AUSUC need no calibration, so short runs of the chapters compare on them
+    honestly without a validation run. Returns (model, loss history, {T1, AUSUC} in %)."""
+    model = build(world, cfg, world.seen_classes, train_cfg.seed)
+    tv = world.splits["trainval"]
+    history = train(model, world.images[tv], world.labels[tv], train_cfg, log=log)
+    report = evaluate.evaluate(model, world, 0.0, HEADLINE, train_cfg.device)
+    return model, history, {k: 100 * report[k] for k in ("T1", "AUSUC")}
+
+
+def save_state(model: VSPCN, path: Path) -> str:
+    """Write the trained (non-backbone) parameters atomically; returns their sha256."""
+    with atomic_open(path, "wb") as f:
+        torch.save(model.trainable_state(), f)
+    return sha256_file(path)
+
+
+def load_trained(record: dict, state_path: Path) -> VSPCN:
+    """The final model of a stored run: rebuilt from its recorded world and preset, with the
+    trained parameters of `state_path` (checked against the sha256 the record holds)."""
+    if sha256_file(state_path) != record["state_sha256"]:
+        raise RuntimeError(f"{state_path} does not match the sha256 in its result file; re-run the command "
+                           "in the result file's docstring to regenerate both")
+    config = record["config"]
+    world = load_toybirds(ToyBirdsConfig(**config["world"]))
+    cfg = preset(config["preset"])
+    model = build(world, cfg, world.seen_classes, config["train"]["seed"])
+    model.load_trainable_state(torch.load(state_path, weights_only=True), str(state_path))
+    return model.eval()
 
 
 def main(argv=None) -> None:
@@ -81,13 +117,17 @@ def main(argv=None) -> None:
     cfg = preset(args.preset)
     train_cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     report = run(world, cfg, train_cfg)
+    state_sha = save_state(report["_model"], args.out.with_suffix(".pt"))
     metrics = {k: (round(v, 5) if k.endswith("gamma") or k.startswith("loss") else round(100 * v, 2))
                for k, v in report.items() if not k.startswith("_")}
+    metrics["loss_curve"] = [round(float(np.mean([h["total"] for h in report["_history"][i:i + 25]])), 4)
+                             for i in range(0, len(report["_history"]), 25)]
     config = {"mode": args.mode, "preset": args.preset, "model": asdict(cfg), "train": asdict(train_cfg),
               "world": asdict(ToyBirdsConfig.for_mode(args.mode, seed=args.seed)),
               "calibration": {"headline": HEADLINE, "eq19_": PAPER}}
-    provenance.save_json(args.out, provenance.run_record(f"vspcn_{args.mode}", config, [args.seed], metrics,
-                                                         time.time() - start, sha))
+    record = provenance.run_record(f"vspcn_{args.mode}", config, [args.seed], metrics, time.time() - start, sha)
+    record["state_sha256"] = state_sha
+    provenance.save_json(args.out, record)
     print(metrics)
 
 
