@@ -165,3 +165,20 @@ def test_protocol_stages(smoke_world):
     assert len(idx) == len(w.splits["test_seen"]) + len(w.splits["test_unseen"])
     with pytest.raises(ValueError, match="unknown protocol stage 'train'"):
         w.protocol("train")
+
+
+def test_patch_coverage_against_a_hand_count(smoke_world):
+    w = smoke_world
+    i = int(w.splits["test_unseen"][0])
+    maps = np.asarray(w.part_maps[i])
+    cover = w.patch_coverage([i], grid=8)                        # (1, 64)
+    # patch (row 3, column 5) covers pixels 24..31 x 40..47
+    assert cover.shape == (1, 64)
+    assert cover[0, 3 * 8 + 5] == (maps[24:32, 40:48] > 0).mean()
+    head = w.patch_coverage([i], grid=8, parts=["head"])
+    assert head[0].sum() * 64 == (maps == w.part_names.index("head") + 1).sum()
+    assert (head <= cover).all()
+    with pytest.raises(ValueError, match="unknown parts"):
+        w.patch_coverage([i], grid=8, parts=["beak"])
+    with pytest.raises(ValueError, match="does not tile"):
+        w.patch_coverage([i], grid=7)

@@ -3,10 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from zsl_lib import evaluate
+from dataclasses import asdict
+
+from zsl_lib import evaluate, metrics
+from zsl_lib.backbones import batch_to_input
 from zsl_lib.train import TrainConfig, train
-from zsl_lib.vspcn import preset
+from zsl_lib.vspcn import preset, table2_row
 from zsl_lib.vspcn.experiment import build as build_vspcn
+from zsl_lib.vspcn.experiment import load_trained, save_state
 
 
 def build(world):
@@ -49,3 +53,39 @@ def test_labels_outside_the_seen_classes_are_refused(smoke_world):
     unseen = smoke_world.splits["test_unseen"][:4]
     with pytest.raises(ValueError, match="not the model's seen classes"):
         train(model, smoke_world.images[unseen], smoke_world.labels[unseen], TrainConfig(steps=1, device="cpu"))
+
+
+def test_stored_state_reloads_the_same_model_and_refuses_others(smoke_world, tmp_path):
+    model = build(smoke_world)
+    with torch.no_grad():                                        # stand-in for training
+        for p in model.trainable_parameters().values():
+            p.add_(0.01 * torch.randn_like(p))
+    path = tmp_path / "run.pt"
+    record = {"config": {"world": asdict(smoke_world.config), "preset": "paper_default", "train": {"seed": 0}},
+              "state_sha256": save_state(model, path)}
+    loaded, world = load_trained(record, path)
+    x = batch_to_input(smoke_world.images[:3])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model.eval()(x))
+    assert np.array_equal(world.labels, smoke_world.labels)
+
+    other = build_vspcn(smoke_world, table2_row(4), smoke_world.seen_classes)
+    with pytest.raises(ValueError, match="does not fit this model"):
+        other.load_trainable_state(torch.load(path, weights_only=True), str(path))
+    path.write_bytes(path.read_bytes()[:-8])
+    with pytest.raises(RuntimeError, match="does not match the sha256"):
+        load_trained(record, path)
+
+
+def test_named_calibrations(smoke_world):
+    model = build(smoke_world)
+    idx, candidates, seen = smoke_world.protocol("test")
+    scores = evaluate.class_scores(model, smoke_world.images[idx], device="cpu")[:, candidates]
+    labels, seen_cols = metrics.columns(candidates, smoke_world.labels[idx], seen)
+    for name, transform, form in (("eq19", lambda s: s, "softmax_add_unseen"),
+                                  ("zscore_stacking", metrics.standardize_rows, "subtract_seen")):
+        report = evaluate.evaluate(model, smoke_world, 0.3, name, device="cpu")
+        expected = metrics.gzsl(transform(scores), labels, seen_cols, 0.3, form)
+        assert (report["U"], report["S"], report["H"]) == pytest.approx((expected.U, expected.S, expected.H))
+    with pytest.raises(ValueError, match="unknown calibration 'softmax'"):
+        evaluate.evaluate(model, smoke_world, 0.0, "softmax", device="cpu")

@@ -113,6 +113,23 @@ class ToyBirds:
                     np.r_[self.seen_classes, self.unseen_classes], self.seen_classes)
         raise ValueError(f"unknown protocol stage {stage!r}; choose 'val' or 'test'")
 
+    def patch_coverage(self, indices, grid: int, parts=None) -> np.ndarray:
+        """Fraction of each patch of a `grid` x `grid` layout covered by the bird, or by the
+        named `parts` only: (n, grid * grid), row-major like a ViT's patch tokens."""
+        size = self.config.image_size
+        if size % grid:
+            raise ValueError(f"a {grid} x {grid} patch grid does not tile {size} px images")
+        maps = np.asarray(self.part_maps[np.asarray(indices)])
+        if parts is None:
+            inside = maps > 0
+        else:
+            unknown = sorted(set(parts) - set(self.part_names))
+            if unknown:
+                raise ValueError(f"unknown parts {unknown}; ToyBirds parts are {self.part_names}")
+            inside = np.isin(maps, [self.part_names.index(p) + 1 for p in parts])
+        cell = size // grid
+        return inside.reshape(len(maps), grid, cell, grid, cell).mean((2, 4)).reshape(len(maps), -1)
+
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={len(v)}" for k, v in self.splits.items())
         return (f"ToyBirds(seed={self.config.seed}, {self.config.n_species} species "

@@ -29,7 +29,7 @@ from ..runtime import atomic_open
 from ..semantics import attribute_word_vectors
 from ..toyworld.dataset import ToyBirds, ToyBirdsConfig, load_toybirds
 from ..train import TrainConfig, train
-from .config import VSPCNConfig, preset
+from .config import TABLE2_ROWS, VSPCNConfig, preset, table2_row
 from .model import VSPCN
 
 HEADLINE, PAPER = "zscore_stacking", "eq19"
@@ -81,6 +81,28 @@ def quick_run(world: ToyBirds, cfg: VSPCNConfig, train_cfg: TrainConfig, log=pri
     return model, history, {k: 100 * report[k] for k in ("T1", "AUSUC")}
 
 
+def short_schedule(mode: str, seed: int = 0, device: str = "auto") -> tuple[ToyBirds, TrainConfig]:
+    """The chapters' short comparisons: 60 steps of 32 images on the smoke world in "smoke"
+    mode, 400 steps of 64 on the book-size world otherwise."""
+    world = load_toybirds(ToyBirdsConfig.for_mode("smoke" if mode == "smoke" else "book", seed=seed))
+    steps, batch = (60, 32) if mode == "smoke" else (400, 64)
+    return world, TrainConfig(steps=steps, batch_size=batch, seed=seed, device=str(device), log_every=steps)
+
+
+def compare_rows(world: ToyBirds, rows, train_cfg: TrainConfig, log=print) -> dict[int, dict]:
+    """`quick_run` of several Table 2 rows on one schedule, printing each row's T1 and AUSUC:
+    {row: {"model", "history", "T1", "AUSUC", "seconds"}}."""
+    results = {}
+    for row in rows:
+        start = time.time()
+        model, history, scores = quick_run(world, table2_row(row), train_cfg, log=lambda *_: None)
+        results[row] = dict(model=model, history=history, seconds=time.time() - start, **scores)
+        log(f"row {row} ({TABLE2_ROWS[row][0]}): T1 {scores['T1']:.1f} %, AUSUC {scores['AUSUC']:.2f} "
+            f"({train_cfg.steps} steps, {results[row]['seconds']:.0f} s)")
+    log(f"chance T1: {100 / len(world.unseen_classes):.1f} %")
+    return results
+
+
 def save_state(model: VSPCN, path: Path) -> str:
     """Write the trained (non-backbone) parameters atomically; returns their sha256."""
     with atomic_open(path, "wb") as f:
@@ -88,9 +110,9 @@ def save_state(model: VSPCN, path: Path) -> str:
     return sha256_file(path)
 
 
-def load_trained(record: dict, state_path: Path) -> VSPCN:
-    """The final model of a stored run: rebuilt from its recorded world and preset, with the
-    trained parameters of `state_path` (checked against the sha256 the record holds)."""
+def load_trained(record: dict, state_path: Path) -> tuple[VSPCN, ToyBirds]:
+    """The final model of a stored run and its world: rebuilt from the recorded world and
+    preset, with the trained parameters of `state_path` (checked against the record's sha256)."""
     if sha256_file(state_path) != record["state_sha256"]:
         raise RuntimeError(f"{state_path} does not match the sha256 in its result file; re-run the command "
                            "in the result file's docstring to regenerate both")
@@ -99,7 +121,7 @@ def load_trained(record: dict, state_path: Path) -> VSPCN:
     cfg = preset(config["preset"])
     model = build(world, cfg, world.seen_classes, config["train"]["seed"])
     model.load_trainable_state(torch.load(state_path, weights_only=True), str(state_path))
-    return model.eval()
+    return model.eval(), world
 
 
 def main(argv=None) -> None:

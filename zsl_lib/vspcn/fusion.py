@@ -3,7 +3,7 @@
 All attentions are single-head with scale 1/sqrt(D), and image tokens enter them
 through a stop-gradient (`detach`), as in the released code. Every module keeps its
 last attention map in `self.last_attention` for inspection (a plain attribute, written
-in forward, read by `zsl_lib.vspcn.inspect`).
+in forward, read by `zsl_lib.vspcn.recorder.AttentionRecorder`).
 """
 from __future__ import annotations
 
