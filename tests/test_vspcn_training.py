@@ -89,3 +89,12 @@ def test_named_calibrations(smoke_world):
         assert (report["U"], report["S"], report["H"]) == pytest.approx((expected.U, expected.S, expected.H))
     with pytest.raises(ValueError, match="unknown calibration 'softmax'"):
         evaluate.evaluate(model, smoke_world, 0.0, "softmax", device="cpu")
+
+
+def test_validation_run_matches_the_final_runs_epochs(smoke_world):
+    from zsl_lib.vspcn.experiment import validation_schedule
+    cfg = TrainConfig(steps=300, batch_size=32)
+    val = validation_schedule(smoke_world, cfg)
+    sp = smoke_world.splits
+    assert val.steps * 32 / len(sp["train"]) == pytest.approx(300 * 32 / len(sp["trainval"]), rel=0.01)
+    assert val.batch_size == 32 and val.lr == cfg.lr
