@@ -38,5 +38,7 @@ def test_run_record_holds_everything_a_reader_needs(tmp_path):
     provenance.save_json(tmp_path / "r.json", record)
     assert json.loads((tmp_path / "r.json").read_text()) == record == provenance.load_json(tmp_path / "r.json")
     assert "run 'demo'" in provenance.describe(record) and "seeds [0, 1]" in provenance.describe(record)
+    assert "uncommitted" not in provenance.describe({**record, "git_sha": "0123456789abcdef"})
+    assert "git 0123456789ab with uncommitted changes" in provenance.describe({**record, "git_sha": "0123456789abcdef-dirty"})
     with pytest.raises(FileNotFoundError, match="no stored result at"):
         provenance.load_json(tmp_path / "missing.json")

@@ -65,6 +65,8 @@ def load_json(path: str | os.PathLike) -> Any:
 def describe(record: dict[str, Any]) -> str:
     """A one-paragraph provenance line for a chapter to print under a stored result."""
     env = record["environment"]
-    return (f"run '{record['name']}' of {record['date']}, git {(record['git_sha'] or 'unknown')[:12]}, "
+    sha = record["git_sha"] or "unknown"
+    commit = sha[:12] + (" with uncommitted changes" if sha.endswith("-dirty") else "")
+    return (f"run '{record['name']}' of {record['date']}, git {commit}, "
             f"seeds {record['seeds']}, {env['device']}, torch {env['torch']}, timm {env['timm']}, "
             f"{record['wall_time_s']:.0f} s")
