@@ -5,7 +5,7 @@ import torch
 
 from dataclasses import asdict
 
-from zsl_lib import evaluate, metrics
+from zsl_lib import checkpoint, evaluate, metrics
 from zsl_lib.backbones import batch_to_input
 from zsl_lib.train import TrainConfig, train
 from zsl_lib.vspcn import preset, table2_row
@@ -71,7 +71,7 @@ def test_stored_state_reloads_the_same_model_and_refuses_others(smoke_world, tmp
 
     other = build_vspcn(smoke_world, table2_row(4), smoke_world.seen_classes)
     with pytest.raises(ValueError, match="does not fit this model"):
-        other.load_trainable_state(torch.load(path, weights_only=True), str(path))
+        checkpoint.load_trainable_state(other, torch.load(path, weights_only=True), str(path))
     path.write_bytes(path.read_bytes()[:-8])
     with pytest.raises(RuntimeError, match="does not match the sha256"):
         load_trained(record, path)

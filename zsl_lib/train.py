@@ -1,76 +1,270 @@
 """One training loop, readable top to bottom, for any model with `training_losses(x, labels)`.
 
-The model trains on the images of one ToyBirds split with labels given as columns of
-its seen classes (`model.seen_classes`); everything else (optimiser, schedule, seeds) is
-in `TrainConfig`. Evaluation lives in `zsl_lib.evaluate`.
+The same loop runs on a laptop CPU, on one GPU and on several processes under `torchrun`:
+
+- the data are uint8 images (N, H, W, 3) in memory or in a memory-mapped cache
+  (`zsl_lib.imagecache`), turned into normalised tensors batch by batch on the device;
+- every option is a field of `TrainConfig`;
+- with a `run_dir` it writes `metrics.jsonl`, checkpoints (`last.pt`, atomically, every
+  `checkpoint_every` steps and at each epoch end) and the best model by validation H
+  (`best.pt`) when an `on_epoch_end` evaluation is given; `resume=True` continues from
+  `last.pt` exactly: same batches, same random numbers, same weights.
+
+Labels are given as class ids and trained as columns of the model's seen classes
+(`model.seen_classes`). Evaluation itself lives in `zsl_lib.evaluate`.
 """
 from __future__ import annotations
 
+import json
+import random
 import time
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from . import metrics
+from . import checkpoint, metrics
 from .backbones import batch_to_input
+from .distributed import Processes, setup
 from .runtime import resolve_device, seed_everything, warmup_cosine
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SCHEDULES = ("cosine", "constant")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     steps: int = 300
-    batch_size: int = 32
+    batch_size: int = 32           # the global batch: split over processes, then over accumulation steps
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 10
+    schedule: str = "cosine"       # after warm-up: "cosine" decay to 0, or "constant" (the VSPCN spec's choice)
     grad_clip: float = 1.0
     seed: int = 0
     device: str = "auto"
     log_every: int = 25
+    grad_accum: int = 1            # micro-batches per optimiser step
+    precision: str = "auto"        # "auto": bf16 autocast on CUDA, fp32 on the CPU (bf16 is 10-50x slower there)
+    compile: bool = False          # torch.compile the loss computation
+    deterministic: bool = False    # torch.use_deterministic_algorithms (slower on CUDA)
+    checkpoint_every: int = 0      # steps between checkpoints in run_dir; 0: at epoch ends only
+    progress: bool = False         # a tqdm bar (notebook-aware) instead of log lines
 
 
-def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, log=print) -> list[dict]:
+# Fields a resumed run may change: they do not change what is computed.
+RESUME_MAY_CHANGE = ("device", "log_every", "checkpoint_every", "progress")
+
+
+class LossModule(torch.nn.Module):
+    """`model.training_losses` as a forward pass, so DDP can synchronise its gradients."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model.training_losses(x, labels)
+
+
+class EpochSampler:
+    """Shuffled batches without replacement; a new permutation when too few images remain.
+
+    Its whole state (generator, permutation, position) goes into checkpoints.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        if batch_size > n:
+            raise ValueError(f"batch_size {batch_size} is larger than the {n} training images")
+        self.n, self.batch_size = n, batch_size
+        self.rng = np.random.default_rng(seed)
+        self.order, self.cursor, self.epoch = self.rng.permutation(n), 0, 0
+
+    def next_batch(self) -> tuple[np.ndarray, bool]:
+        """The next batch (sorted indices) and whether it completes an epoch."""
+        batch = np.sort(self.order[self.cursor:self.cursor + self.batch_size])
+        self.cursor += self.batch_size
+        epoch_done = self.cursor + self.batch_size > self.n
+        if epoch_done:
+            self.order, self.cursor, self.epoch = self.rng.permutation(self.n), 0, self.epoch + 1
+        return batch, epoch_done
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "order": torch.from_numpy(self.order),
+                "cursor": self.cursor, "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.order, self.cursor, self.epoch = state["order"].numpy(), state["cursor"], state["epoch"]
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for a precision setting on a device (None: plain fp32)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def rng_state() -> dict:
+    """Every global random state a step may draw from (augmentations, dropout), as tensors and plain values."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+            "python": random.getstate(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    random.setstate(state["python"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, log=print,
+          run_dir: str | Path | None = None, resume: bool = False,
+          on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None,
+          transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[dict]:
     """Train on uint8 images (N, H, W, 3) with class ids `labels` (N,); returns the loss history.
 
     Adam (L2-style weight decay, as the papers' code) with linear warm-up and cosine decay,
     gradient clipping, fp32 on the CPU and bf16 autocast on CUDA. A non-finite loss stops
-    the run with the step and the term that went wrong.
+    the run with the step and the term that went wrong. `on_epoch_end(model, epoch)` returns
+    validation metrics (with "H" the best model is kept); `transform` augments a batch of
+    normalised tensors on the device.
     """
-    seed_everything(cfg.seed)
+    # --- set-up: processes, device, seeds ---------------------------------------------
+    procs = setup(resolve_device(cfg.device).type)
     device = resolve_device(cfg.device)
+    if device.type == "cuda" and procs.world > 1:
+        device = torch.device("cuda", procs.local_rank)
+        torch.cuda.set_device(device)
+    if cfg.batch_size % (procs.world * cfg.grad_accum):
+        raise ValueError(f"batch_size {cfg.batch_size} must split evenly over {procs.world} process(es) x "
+                         f"grad_accum {cfg.grad_accum}; change batch_size or grad_accum")
+    seed_everything(cfg.seed)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+    dtype = autocast_dtype(cfg.precision, device)
     model.to(device).train()
     seen = model.seen_classes.cpu().numpy()
     try:
         targets, _ = metrics.columns(seen, labels, seen)
     except ValueError as err:
         raise ValueError(f"training labels include classes that are not the model's seen classes: {err}") from err
+
+    # --- optimiser, schedule, data order ----------------------------------------------
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.steps))
-    rng = np.random.default_rng(cfg.seed)
-    order, cursor = rng.permutation(len(images)), 0
-    history, start = [], time.time()
-    for step in range(cfg.steps):
-        if cursor + cfg.batch_size > len(order):                  # a new epoch
-            order, cursor = rng.permutation(len(images)), 0
-        batch = np.sort(order[cursor:cursor + cfg.batch_size])
-        cursor += cfg.batch_size
-        x = batch_to_input(images[batch], device)
-        y = torch.from_numpy(targets[batch]).to(device)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            terms = model.training_losses(x, y)
-        bad = [k for k, v in terms.items() if not torch.isfinite(v)]
-        if bad:
-            raise FloatingPointError(f"step {step}: loss term(s) {bad} are not finite "
-                                     f"({ {k: terms[k].item() for k in bad} }); lower the learning rate")
-        opt.zero_grad(set_to_none=True)
-        terms["total"].backward()
+    if cfg.schedule not in SCHEDULES:
+        raise ValueError(f"schedule {cfg.schedule!r} is not one of {SCHEDULES}")
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.steps)
+                                              if cfg.schedule == "cosine" else min(1.0, (s + 1) / cfg.warmup_steps))
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    sampler = EpochSampler(len(images), cfg.batch_size, cfg.seed)
+    history, records, best, first_step = [], [], None, 0
+
+    # --- resume ------------------------------------------------------------------------
+    run_dir = Path(run_dir) if run_dir is not None else None
+    identity = {k: v for k, v in asdict(cfg).items() if k not in RESUME_MAY_CHANGE} | {"n_images": len(images)}
+    if resume:
+        if run_dir is None:
+            raise ValueError("resume=True needs the run_dir of the run to continue")
+        state = checkpoint.load(run_dir / "last.pt", config=identity)
+        checkpoint.load_trainable_state(model, state["model"], str(run_dir / "last.pt"))
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        sampler.load_state_dict(state["sampler"])
+        set_rng_state(state["rng"])
+        history, records, best, first_step = state["history"], state["records"], state["best"], state["step"]
+        log(f"resumed {run_dir} at step {first_step}/{cfg.steps} (epoch {sampler.epoch})")
+
+    def save_checkpoint(step: int) -> None:
+        if run_dir is not None and procs.main:
+            checkpoint.save(run_dir / "last.pt", {
+                "config": identity, "step": step, "model": checkpoint.trainable_state(model),
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
+                "sampler": sampler.state_dict(), "rng": rng_state(), "history": history, "records": records,
+                "best": best})
+
+    def write_record(record: dict) -> None:
+        records.append(record)
+        if run_dir is not None and procs.main:
+            with open(run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    if run_dir is not None and procs.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        # The log holds exactly what the checkpoint knows: lines of an interrupted tail are dropped.
+        (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    loss_fn = LossModule(model)
+    if procs.world > 1:
+        loss_fn = torch.nn.parallel.DistributedDataParallel(
+            loss_fn, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        loss_fn = torch.compile(loss_fn)
+
+    # --- the loop -------------------------------------------------------------------------
+    bar = tqdm(total=cfg.steps, initial=first_step, disable=not (cfg.progress and procs.main), desc="train")
+    start = time.time()
+    for step in range(first_step, cfg.steps):
+        batch, epoch_done = sampler.next_batch()
+        mine = batch[procs.rank::procs.world]                           # this process's share
+        micro_batches = np.array_split(mine, cfg.grad_accum)
+        terms_sum: dict[str, float] = {}
+        for i, micro in enumerate(micro_batches):
+            x = batch_to_input(images[micro], device)                   # (b, 3, H, W), normalised
+            if transform is not None:
+                x = transform(x)
+            y = torch.from_numpy(targets[micro]).to(device)
+            last = i == len(micro_batches) - 1
+            sync = nullcontext() if last or procs.world == 1 else loss_fn.no_sync()
+            with sync:
+                with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                    terms = loss_fn(x, y)
+                bad = [k for k, v in terms.items() if not torch.isfinite(v)]
+                if bad:
+                    raise FloatingPointError(f"step {step}: loss term(s) {bad} are not finite "
+                                             f"({ {k: terms[k].item() for k in bad} }); lower the learning rate")
+                scaler.scale(terms["total"] * len(micro) / len(mine)).backward()
+            for k, v in terms.items():
+                terms_sum[k] = terms_sum.get(k, 0.0) + v.item() * len(micro) / len(mine)
+        scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
+        opt.zero_grad(set_to_none=True)
         sched.step()
-        history.append({k: round(v.item(), 5) for k, v in terms.items()})
+        history.append({k: round(v, 5) for k, v in procs.mean(terms_sum).items()})
+        bar.update(1)
+
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
-            log(f"step {step}/{cfg.steps} loss {history[-1]['total']:.4f} ({time.time() - start:.0f} s)")
+            write_record({"step": step, **history[-1], "lr": sched.get_last_lr()[0]})
+            if not cfg.progress and procs.main:
+                log(f"step {step}/{cfg.steps} loss {history[-1]['total']:.4f} ({time.time() - start:.0f} s)")
+        if epoch_done and on_epoch_end is not None:
+            if procs.main:
+                model.eval()
+                scores = on_epoch_end(model, sampler.epoch)
+                model.train()
+                write_record({"epoch": sampler.epoch, "step": step, **scores})
+                if "H" in scores and (best is None or scores["H"] > best["H"]):
+                    best = {"epoch": sampler.epoch, "step": step, **scores}
+                if best is not None and best["step"] == step and run_dir is not None:
+                    checkpoint.save(run_dir / "best.pt", {"config": identity, **best,
+                                                          "model": checkpoint.trainable_state(model)})
+            procs.barrier()
+        if epoch_done or (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0):
+            save_checkpoint(step + 1)
+    bar.close()
+    save_checkpoint(cfg.steps)
     model.eval()
     return history

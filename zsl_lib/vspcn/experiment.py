@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import evaluate, provenance
+from .. import checkpoint, evaluate, provenance
 from ..backbones import load_or_pretrain, sha256_file
 from ..runtime import atomic_open
 from ..semantics import attribute_word_vectors
@@ -118,7 +118,7 @@ def compare_rows(world: ToyBirds, rows, train_cfg: TrainConfig, log=print) -> di
 def save_state(model: VSPCN, path: Path) -> str:
     """Write the trained (non-backbone) parameters atomically; returns their sha256."""
     with atomic_open(path, "wb") as f:
-        torch.save(model.trainable_state(), f)
+        torch.save(checkpoint.trainable_state(model), f)
     return sha256_file(path)
 
 
@@ -132,7 +132,7 @@ def load_trained(record: dict, state_path: Path) -> tuple[VSPCN, ToyBirds]:
     world = load_toybirds(ToyBirdsConfig(**config["world"]))
     cfg = preset(config["preset"])
     model = build(world, cfg, world.seen_classes, config["train"]["seed"])
-    model.load_trainable_state(torch.load(state_path, weights_only=True), str(state_path))
+    checkpoint.load_trainable_state(model, torch.load(state_path, weights_only=True), str(state_path))
     return model.eval(), world
 
 

@@ -189,21 +189,3 @@ class VSPCN(nn.Module):
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         return {name: p for name, p in self.named_parameters() if p.requires_grad}
-
-    def trainable_state(self) -> dict[str, torch.Tensor]:
-        """What training changed (the frozen backbone is not in it): small enough to store."""
-        return {name: p.detach().cpu().clone() for name, p in self.trainable_parameters().items()}
-
-    def load_trainable_state(self, state: dict[str, torch.Tensor], source: str = "state") -> None:
-        """Load a `trainable_state()` of a model with the same configuration and sizes."""
-        own = self.trainable_parameters()
-        missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-        if missing or extra:
-            raise ValueError(f"{source} does not fit this model (missing {missing[:3]}, unexpected {extra[:3]}): "
-                             "build the model with the configuration recorded beside it")
-        for name, p in own.items():
-            if state[name].shape != p.shape:
-                raise ValueError(f"{source}: {name} has shape {tuple(state[name].shape)}, the model "
-                                 f"{tuple(p.shape)}: build the model for the same world and backbone")
-            with torch.no_grad():
-                p.copy_(state[name])
