@@ -1,0 +1,4 @@
+"""`python -m zsl_lib ...`: see zsl_lib.cli."""
+from .cli import main
+
+main()

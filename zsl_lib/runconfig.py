@@ -1,0 +1,138 @@
+"""A training run's whole configuration: one YAML file, `--set key=value` overrides, checked.
+
+    model: vspcn                  # the model family
+    preset: paper_default         # a preset of that family
+    model_options: {adapter: false, losses: {mu_ed: 0.0}}   # fields of the preset's config to change
+    protocol: validation          # "validation": train on `train`, evaluate on the validation
+                                  #   classes each epoch, keep the best epoch by H;
+                                  # "final": train on `trainval`, evaluate on the test splits once
+    calibration: zscore_stacking  # a name of zsl_lib.evaluate.CALIBRATIONS
+    gamma: null                   # final protocol: the gamma the validation run chose
+    data: {dataset: toybirds, size: book, seed: 0, root: null}
+    train: {steps: 1200, batch_size: 64, ...}   # fields of zsl_lib.train.TrainConfig
+
+Every error names the key, the value and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .evaluate import CALIBRATIONS
+from .train import PRECISIONS, SCHEDULES, TrainConfig
+from .vspcn.config import PRESETS, LossWeights, VSPCNConfig
+
+MODELS = {"vspcn": (PRESETS, VSPCNConfig)}
+PROTOCOLS = ("validation", "final")
+DATASETS = ("toybirds", "CUB", "SUN", "AWA2")
+TOYBIRDS_SIZES = ("smoke", "book")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "toybirds"
+    size: str = "book"          # ToyBirds world: "smoke" (20 images a class) or "book" (60)
+    seed: int = 0               # ToyBirds world seed
+    root: str | None = None     # real benchmarks: the folder given to `python -m zsl_lib data prepare`
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: str = "vspcn"
+    preset: str = "paper_default"
+    model_options: dict = field(default_factory=dict)
+    protocol: str = "validation"
+    calibration: str = "zscore_stacking"
+    gamma: float | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        _choice("model", self.model, MODELS)
+        presets, config_class = MODELS[self.model]
+        _choice("preset", self.preset, presets)
+        _known(f"model_options (fields of {config_class.__name__})", self.model_options, config_class)
+        if isinstance(self.model_options.get("losses"), dict):
+            _known("model_options.losses (fields of LossWeights)", self.model_options["losses"], LossWeights)
+        _choice("protocol", self.protocol, PROTOCOLS)
+        _choice("calibration", self.calibration, CALIBRATIONS)
+        _choice("data.dataset", self.data.dataset, DATASETS)
+        if self.data.dataset == "toybirds":
+            _choice("data.size", self.data.size, TOYBIRDS_SIZES)
+        elif not self.data.root:
+            raise ValueError(f"data.root is empty: dataset {self.data.dataset} needs the folder prepared by "
+                             f"`python -m zsl_lib data prepare {self.data.dataset} --root DIR`")
+        _choice("train.precision", self.train.precision, PRECISIONS)
+        _choice("train.schedule", self.train.schedule, SCHEDULES)
+        for key in ("steps", "batch_size", "grad_accum", "log_every"):
+            if getattr(self.train, key) < 1:
+                raise ValueError(f"train.{key} = {getattr(self.train, key)}: must be a positive integer")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _choice(key: str, value: Any, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{key} = {value!r} is not allowed; choose one of {sorted(allowed)}")
+
+
+def _known(where: str, values: dict, config_class) -> None:
+    names = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in {where}; allowed: {sorted(names)}")
+
+
+def from_dict(raw: dict, source: str = "config") -> RunConfig:
+    """A RunConfig from nested plain values; unknown keys are errors that list the allowed ones."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{source}: expected a mapping of keys to values, got {type(raw).__name__}")
+    _known(source, raw, RunConfig)
+    sections = {"data": DataConfig, "train": TrainConfig}
+    values = {}
+    for key, value in raw.items():
+        if key in sections:
+            if not isinstance(value, dict):
+                raise ValueError(f"{source}: '{key}' must be a mapping, got {value!r}")
+            _known(f"{source}, section '{key}'", value, sections[key])
+            value = sections[key](**value)
+        values[key] = value
+    return RunConfig(**values)
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply `key=value` strings (dotted keys for sections, YAML values) to a raw config."""
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: write key=value, e.g. --set train.steps=100")
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {item!r}: {part!r} is not a section")
+        node[leaf] = yaml.safe_load(text)
+    return raw
+
+
+def load(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+    """Read a YAML run configuration and apply `--set` overrides."""
+    path = Path(path)
+    if not path.is_file():
+        shipped = sorted(p.name for p in (Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
+        raise FileNotFoundError(f"no configuration file {path}; the repository ships configs/{{{', '.join(shipped)}}}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML: {err}") from None
+    try:
+        return from_dict(apply_overrides(raw, list(overrides)), str(path))
+    except TypeError as err:  # a value of the wrong kind for a dataclass field
+        raise ValueError(f"{path}: {err}") from None
