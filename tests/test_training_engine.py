@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,33 @@ def test_gradient_accumulation_matches_the_whole_batch(smoke_world):
     assert 1e-4 < differ / moved < 0.05
 
 
+def test_reading_ahead_in_threads_changes_nothing_and_resumes_exactly(tmp_path, smoke_world):
+    tv = smoke_world.splits["trainval"][:96]                   # 6 steps of 16 an epoch: 14 steps cross two
+    cfg = TrainConfig(steps=14, batch_size=16, device="cpu", checkpoint_every=3)
+
+    def run(workers, run_dir, resume=False, stop_at=None):
+        calls = []
+
+        def interrupt(x):                                       # an identity transform that can stop the run
+            calls.append(1)
+            if len(calls) == stop_at:
+                raise KeyboardInterrupt
+            return x
+        model = build(smoke_world, preset("paper_default"), smoke_world.seen_classes, seed=0)
+        train(model, smoke_world.images[tv], smoke_world.labels[tv], replace(cfg, workers=workers),
+              log=lambda *_: None, run_dir=run_dir, resume=resume, transform=interrupt)
+        return checkpoint.trainable_state(model)
+
+    plain = run(0, tmp_path / "plain")
+    with pytest.raises(KeyboardInterrupt):
+        run(2, tmp_path / "ahead", stop_at=8)                   # batches 8 and 9 already in flight
+    assert checkpoint.load(tmp_path / "ahead" / "last.pt")["step"] == 6
+    ahead = run(2, tmp_path / "ahead", resume=True)
+    for name in plain:
+        assert torch.equal(plain[name], ahead[name]), name
+    assert (tmp_path / "ahead" / "metrics.jsonl").read_text() == (tmp_path / "plain" / "metrics.jsonl").read_text()
+
+
 def test_sampler_state_round_trip():
     a = EpochSampler(10, 3, seed=1)
     for _ in range(4):
@@ -188,3 +216,26 @@ def test_cli_evaluate_reports_the_checkpoint(tmp_path):
     stored = json.loads((tmp_path / "run" / "result.json").read_text())["metrics"]
     assert report["step"] == 3 and report["gamma"] == 0.5
     assert report["H"] == stored["H"] and report["T1"] == stored["T1"]
+
+
+def test_metrics_go_to_tensorboard_when_it_is_installed(tmp_path, smoke_world, monkeypatch):
+    import types
+    scalars = []
+
+    class Writer:                                               # stands in for tensorboard's SummaryWriter
+        def __init__(self, logdir):
+            assert logdir == str(tmp_path / "tensorboard")
+
+        def add_scalar(self, tag, value, step):
+            scalars.append((tag, value, step))
+
+        def close(self):
+            scalars.append("closed")
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=Writer))
+    tv = smoke_world.splits["trainval"][:32]
+    model = build(smoke_world, preset("paper_default"), smoke_world.seen_classes, seed=0)
+    history = train(model, smoke_world.images[tv], smoke_world.labels[tv],
+                    TrainConfig(steps=2, batch_size=16, device="cpu", log_every=1), log=lambda *_: None,
+                    run_dir=tmp_path, on_epoch_end=lambda m, e: {"H": 1.0})
+    assert ("train/total", history[1]["total"], 1) in scalars and ("val/H", 1.0, 1) in scalars
+    assert scalars[-1] == "closed"

@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint, metrics
-from .backbones import batch_to_input
+from .backbones import to_input
 from .distributed import Processes, setup
 from .runtime import resolve_device, seed_everything, warmup_cosine
 
@@ -54,10 +56,11 @@ class TrainConfig:
     deterministic: bool = False    # torch.use_deterministic_algorithms (slower on CUDA)
     checkpoint_every: int = 0      # steps between checkpoints in run_dir; 0: at epoch ends only
     progress: bool = False         # a tqdm bar (notebook-aware) instead of log lines
+    workers: int = 0               # threads reading (e.g. decoding JPEGs) batches ahead of the step; 0: in the loop
 
 
 # Fields a resumed run may change: they do not change what is computed.
-RESUME_MAY_CHANGE = ("device", "log_every", "checkpoint_every", "progress")
+RESUME_MAY_CHANGE = ("device", "log_every", "checkpoint_every", "progress", "workers")
 
 
 class LossModule(torch.nn.Module):
@@ -94,12 +97,65 @@ class EpochSampler:
         return batch, epoch_done
 
     def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "order": torch.from_numpy(self.order),
+        return {"rng": self.rng.bit_generator.state, "order": torch.from_numpy(self.order.copy()),
                 "cursor": self.cursor, "epoch": self.epoch}
 
     def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
         self.order, self.cursor, self.epoch = state["order"].numpy(), state["cursor"], state["epoch"]
+
+
+class BatchReader:
+    """The sampler's batches as uint8 pixels, read `workers` batches ahead in threads.
+
+    Decoding JPEGs and reading a memory map release the GIL, so threads overlap reading
+    with the step. Each process reads only its share of the global batch (`part` = (rank,
+    world)). On CUDA the pixels are pinned for an asynchronous copy. `state_dict()` is the
+    sampler's state as of the next batch the loop will receive, so a checkpoint taken
+    while batches are in flight still resumes exactly.
+    """
+
+    def __init__(self, images, sampler: EpochSampler, workers: int = 0, pin: bool = False, part=(0, 1)):
+        self.images, self.sampler, self.pin, self.part = images, sampler, pin, part
+        self.pool = ThreadPoolExecutor(workers) if workers else None
+        self.depth = workers + 1 if workers else 1        # batches requested: the current one and `workers` ahead
+        self.pending: deque = deque()
+
+    def _read(self, indices: np.ndarray) -> torch.Tensor:
+        pixels = torch.from_numpy(np.asarray(self.images[indices]))          # (b, H, W, 3) uint8
+        return pixels.pin_memory() if self.pin else pixels
+
+    def _request(self) -> None:
+        state = self.sampler.state_dict()
+        batch, epoch_done = self.sampler.next_batch()
+        mine = batch[self.part[0]::self.part[1]]
+        pixels = self.pool.submit(self._read, mine) if self.pool else None
+        self.pending.append((state, mine, epoch_done, pixels))
+
+    def next(self) -> tuple[np.ndarray, bool, torch.Tensor]:
+        """(this process's indices, whether the batch ends an epoch, their pixels)."""
+        while len(self.pending) < self.depth:
+            self._request()
+        _, mine, epoch_done, pixels = self.pending.popleft()
+        return mine, epoch_done, pixels.result() if self.pool else self._read(mine)
+
+    def state_dict(self) -> dict:
+        return self.pending[0][0] if self.pending else self.sampler.state_dict()
+
+    def close(self) -> None:
+        if self.pool:
+            self.pool.shutdown(cancel_futures=True)
+
+
+def tensorboard_writer(run_dir: Path | None):
+    """A TensorBoard writer into run_dir/tensorboard when the tensorboard package is installed."""
+    if run_dir is None:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -168,7 +224,7 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
                                               if cfg.schedule == "cosine" else min(1.0, (s + 1) / cfg.warmup_steps))
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     sampler = EpochSampler(len(images), cfg.batch_size, cfg.seed)
-    history, records, best, first_step = [], [], None, 0
+    history, records, best, first_step, epoch = [], [], None, 0, 0
 
     # --- resume ------------------------------------------------------------------------
     run_dir = Path(run_dir) if run_dir is not None else None
@@ -184,14 +240,16 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
         sampler.load_state_dict(state["sampler"])
         set_rng_state(state["rng"])
         history, records, best, first_step = state["history"], state["records"], state["best"], state["step"]
-        log(f"resumed {run_dir} at step {first_step}/{cfg.steps} (epoch {sampler.epoch})")
+        epoch = sampler.epoch
+        log(f"resumed {run_dir} at step {first_step}/{cfg.steps} (epoch {epoch})")
+    reader = BatchReader(images, sampler, cfg.workers, pin=device.type == "cuda", part=(procs.rank, procs.world))
 
     def save_checkpoint(step: int) -> None:
         if run_dir is not None and procs.main:
             checkpoint.save(run_dir / "last.pt", {
                 "config": identity, "step": step, "model": checkpoint.trainable_state(model),
                 "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
-                "sampler": sampler.state_dict(), "rng": rng_state(), "history": history, "records": records,
+                "sampler": reader.state_dict(), "rng": rng_state(), "history": history, "records": records,
                 "best": best})
 
     def write_record(record: dict) -> None:
@@ -199,7 +257,13 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
         if run_dir is not None and procs.main:
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
+            if board is not None:
+                group = "val" if "epoch" in record else "train"
+                for key, value in record.items():
+                    if key not in ("step", "epoch") and isinstance(value, (int, float)):
+                        board.add_scalar(f"{group}/{key}", value, record["step"])
 
+    board = tensorboard_writer(run_dir) if procs.main else None
     if run_dir is not None and procs.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         # The log holds exactly what the checkpoint knows: lines of an interrupted tail are dropped.
@@ -216,15 +280,15 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
     bar = tqdm(total=cfg.steps, initial=first_step, disable=not (cfg.progress and procs.main), desc="train")
     start = time.time()
     for step in range(first_step, cfg.steps):
-        batch, epoch_done = sampler.next_batch()
-        mine = batch[procs.rank::procs.world]                           # this process's share
-        micro_batches = np.array_split(mine, cfg.grad_accum)
+        mine, epoch_done, pixels = reader.next()                        # this process's share of the batch
+        epoch += epoch_done
+        micro_batches = np.array_split(np.arange(len(mine)), cfg.grad_accum)
         terms_sum: dict[str, float] = {}
         for i, micro in enumerate(micro_batches):
-            x = batch_to_input(images[micro], device)                   # (b, 3, H, W), normalised
+            x = to_input(pixels[micro].to(device, non_blocking=True))   # (b, 3, H, W), normalised
             if transform is not None:
                 x = transform(x)
-            y = torch.from_numpy(targets[micro]).to(device)
+            y = torch.from_numpy(targets[mine[micro]]).to(device)
             last = i == len(micro_batches) - 1
             sync = nullcontext() if last or procs.world == 1 else loss_fn.no_sync()
             with sync:
@@ -253,11 +317,11 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
         if epoch_done and on_epoch_end is not None:
             if procs.main:
                 model.eval()
-                scores = on_epoch_end(model, sampler.epoch)
+                scores = on_epoch_end(model, epoch)
                 model.train()
-                write_record({"epoch": sampler.epoch, "step": step, **scores})
+                write_record({"epoch": epoch, "step": step, **scores})
                 if "H" in scores and (best is None or scores["H"] > best["H"]):
-                    best = {"epoch": sampler.epoch, "step": step, **scores}
+                    best = {"epoch": epoch, "step": step, **scores}
                 if best is not None and best["step"] == step and run_dir is not None:
                     checkpoint.save(run_dir / "best.pt", {"config": identity, **best,
                                                           "model": checkpoint.trainable_state(model)})
@@ -265,6 +329,9 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
         if epoch_done or (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0):
             save_checkpoint(step + 1)
     bar.close()
+    reader.close()
+    if board is not None:
+        board.close()
     save_checkpoint(cfg.steps)
     model.eval()
     return history
