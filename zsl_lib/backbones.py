@@ -33,13 +33,14 @@ from timm.models.resnet import BasicBlock, _create_resnet
 from timm.models.vision_transformer import _create_vision_transformer
 
 from . import provenance
+from .pixels import TOY
 from .runtime import atomic_open, cache_dir, warmup_cosine
 from .toyworld import shapes
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 REGISTRY = ARTIFACTS / "registry.json"
 # Inputs are uint8 images scaled to [0, 1] and normalised with these.
-TOY_MEAN, TOY_STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+TOY_MEAN, TOY_STD = TOY.mean, TOY.std
 # timm reads this module-level name when the models below are registered.
 default_cfgs = generate_default_cfgs({
     name: {"input_size": (3, 64, 64), "mean": TOY_MEAN, "std": TOY_STD, "num_classes": 0,
@@ -94,12 +95,8 @@ class ShapesStream(torch.utils.data.IterableDataset):
             i += nw
 
 
-def to_input(images_uint8: torch.Tensor) -> torch.Tensor:
-    """(B, H, W, 3) uint8 -> (B, 3, H, W) float, normalised as the toy backbones expect."""
-    x = images_uint8.permute(0, 3, 1, 2).float() / 255.0
-    mean = torch.tensor(TOY_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(TOY_STD, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+# (B, H, W, 3) uint8 -> (B, 3, H, W) float, normalised as the toy backbones expect.
+to_input = TOY
 
 
 def batch_to_input(images: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Scoring a trained model on ToyBirds splits, with the foundation's metrics.
+"""Scoring a trained model on a dataset's splits (ToyBirds or a real benchmark), with the foundation's metrics.
 
 `class_scores` runs the model over images; `evaluate` turns the scores of the test
 splits into T1, U / S / H (without calibration and at a gamma chosen on validation),
@@ -20,21 +20,22 @@ import numpy as np
 import torch
 
 from . import metrics
-from .backbones import batch_to_input
+from .backbones import to_input
 from .runtime import resolve_device
-from .toyworld.dataset import ToyBirds
+from .splits import SplitProtocol
 
 CALIBRATIONS = {"eq19": (False, "softmax_add_unseen"), "zscore_stacking": (True, "subtract_seen")}
 
 
 @torch.no_grad()
-def class_scores(model: torch.nn.Module, images: np.ndarray, batch_size: int = 128, device: str = "auto") -> np.ndarray:
+def class_scores(model: torch.nn.Module, images: np.ndarray, batch_size: int = 128, device: str = "auto",
+                 normalize=to_input) -> np.ndarray:
     """The model's scores of every class for uint8 images (N, H, W, 3): (N, C)."""
     dev = resolve_device(device)
     model.to(dev).eval()
     out = []
     for start in range(0, len(images), batch_size):
-        x = batch_to_input(images[start:start + batch_size], dev)
+        x = normalize(torch.from_numpy(np.array(images[start:start + batch_size])).to(dev))
         out.append(model(x).float().cpu().numpy())
     return np.concatenate(out)
 
@@ -46,21 +47,21 @@ def calibration(name: str) -> tuple[bool, str]:
     return CALIBRATIONS[name]
 
 
-def _columns(world: ToyBirds, stage: str, model, device, standardize: bool):
+def _columns(world: SplitProtocol, stage: str, model, device, standardize: bool):
     idx, candidates, seen = world.protocol(stage)
-    scores = class_scores(model, world.images[idx], device=device)[:, candidates]
+    scores = class_scores(model, world.images[idx], device=device, normalize=world.normalize)[:, candidates]
     labels, seen_cols = metrics.columns(candidates, world.labels[idx], seen)
     return (metrics.standardize_rows(scores) if standardize else scores), labels, seen_cols
 
 
-def choose_gamma(model: torch.nn.Module, world: ToyBirds, name: str, device: str = "auto") -> metrics.GZSLResult:
+def choose_gamma(model: torch.nn.Module, world: SplitProtocol, name: str, device: str = "auto") -> metrics.GZSLResult:
     """Best validation H and its gamma, for a model trained with `trainclasses1` as its seen classes."""
     standardize, form = calibration(name)
     scores, labels, seen_cols = _columns(world, "val", model, device, standardize)
     return metrics.seen_unseen_curve(scores, labels, seen_cols, form).best()
 
 
-def evaluate(model: torch.nn.Module, world: ToyBirds, gamma: float, name: str, device: str = "auto") -> dict:
+def evaluate(model: torch.nn.Module, world: SplitProtocol, gamma: float, name: str, device: str = "auto") -> dict:
     """Test-split report (fractions) of a model trained on `trainval`, at a given gamma."""
     standardize, form = calibration(name)
     scores, labels, seen_cols = _columns(world, "test", model, device, standardize)

@@ -186,14 +186,14 @@ def set_rng_state(state: dict) -> None:
 def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, log=print,
           run_dir: str | Path | None = None, resume: bool = False,
           on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None,
-          transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[dict]:
+          transform: Callable[[torch.Tensor], torch.Tensor] | None = None, normalize=to_input) -> list[dict]:
     """Train on uint8 images (N, H, W, 3) with class ids `labels` (N,); returns the loss history.
 
     Adam (L2-style weight decay, as the papers' code) with linear warm-up and cosine decay,
     gradient clipping, fp32 on the CPU and bf16 autocast on CUDA. A non-finite loss stops
     the run with the step and the term that went wrong. `on_epoch_end(model, epoch)` returns
-    validation metrics (with "H" the best model is kept); `transform` augments a batch of
-    normalised tensors on the device.
+    validation metrics (with "H" the best model is kept); `normalize` turns uint8 pixels into
+    the backbone's input (`dataset.normalize`); `transform` augments that batch on the device.
     """
     # --- set-up: processes, device, seeds ---------------------------------------------
     procs = setup(resolve_device(cfg.device).type)
@@ -285,7 +285,7 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
         micro_batches = np.array_split(np.arange(len(mine)), cfg.grad_accum)
         terms_sum: dict[str, float] = {}
         for i, micro in enumerate(micro_batches):
-            x = to_input(pixels[micro].to(device, non_blocking=True))   # (b, 3, H, W), normalised
+            x = normalize(pixels[micro].to(device, non_blocking=True))  # (b, 3, H, W)
             if transform is not None:
                 x = transform(x)
             y = torch.from_numpy(targets[mine[micro]]).to(device)

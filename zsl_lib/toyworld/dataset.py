@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..pixels import TOY
 from ..runtime import cache_dir
+from ..splits import SplitProtocol
 from . import birds
 
 MODES_IMAGES_PER_CLASS = {"smoke": 20, "book": 60}
@@ -67,7 +69,7 @@ def _renderer_fingerprint() -> str:
     return h.hexdigest()[:12]
 
 
-class ToyBirds:
+class ToyBirds(SplitProtocol):
     """One ToyBirds world: images, labels, per-image attributes and part maps, and splits.
 
     Arrays (N images, C classes, A attributes):
@@ -77,6 +79,7 @@ class ToyBirds:
     """
 
     attribute_names = birds.ATTRIBUTE_NAMES
+    normalize = TOY
     attribute_phrases = birds.ATTRIBUTE_PHRASES
     part_names = birds.PART_NAMES
 
@@ -97,21 +100,6 @@ class ToyBirds:
     @cached_property
     def class_attributes(self) -> np.ndarray:
         return np.stack([s.attribute_vector() for s in self.species])  # (C, A)
-
-    def protocol(self, stage: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Images, candidate classes and seen classes of one GZSL evaluation.
-
-        "val": `val_seen` + `val_unseen` against `trainclasses1` + `valclasses1` (seen:
-        `trainclasses1`), for a model trained on `train`; "test": `test_seen` +
-        `test_unseen` against all classes (seen first), for a model trained on `trainval`.
-        """
-        if stage == "val":
-            return (np.r_[self.splits["val_seen"], self.splits["val_unseen"]],
-                    np.r_[self.trainclasses1, self.valclasses1], self.trainclasses1)
-        if stage == "test":
-            return (np.r_[self.splits["test_seen"], self.splits["test_unseen"]],
-                    np.r_[self.seen_classes, self.unseen_classes], self.seen_classes)
-        raise ValueError(f"unknown protocol stage {stage!r}; choose 'val' or 'test'")
 
     def patch_coverage(self, indices, grid: int, parts=None) -> np.ndarray:
         """Fraction of each patch of a `grid` x `grid` layout covered by the bird, or by the
