@@ -32,7 +32,7 @@ def test_statistics_of_the_real_split_files(ds):
 @needs_shared
 def test_indices_are_zero_based_and_in_range():
     splits = xlsa17.read_att_splits(SHARED / "CUB" / "att_splits.mat")
-    n = len(xlsa17.read_labels(SHARED / "CUB"))
+    n = len(xlsa17.read_index(SHARED / "CUB", "CUB")["labels"])
     everything = np.r_[splits["trainval"], splits["test_seen"], splits["test_unseen"]]
     assert everything.min() == 0 and everything.max() == n - 1 and len(np.unique(everything)) == n
 
@@ -47,4 +47,4 @@ def test_missing_and_wrong_files_are_named(tmp_path):
     with pytest.raises(ValueError, match="broken.mat is not a readable .mat file"):
         xlsa17.read_att_splits(tmp_path / "broken.mat")
     with pytest.raises(FileNotFoundError, match="neither res101.mat nor images.tsv"):
-        xlsa17.read_labels(tmp_path)
+        xlsa17.read_image_list(tmp_path, "CUB")

@@ -3,6 +3,7 @@
     python -m zsl_lib train --config configs/vspcn_toybirds.yaml [--set train.steps=100 ...] [--run-dir DIR] [--resume]
     torchrun --nproc_per_node 2 -m zsl_lib train --config ...      # several processes, one run
     python -m zsl_lib evaluate --checkpoint runs/vspcn_toybirds/best.pt [--gamma G]
+    python -m zsl_lib data prepare CUB --root ~/data        # once, after downloading the archives
 
 A run folder holds `config.json` (the resolved configuration), `metrics.jsonl`,
 `last.pt` (resume point), `best.pt` (best validation epoch, validation protocol) and
@@ -17,31 +18,59 @@ from pathlib import Path
 
 from dataclasses import replace
 
+import numpy as np
+import timm
+import torch
+
 from . import checkpoint, distributed, evaluate, provenance, runconfig
+from .imagecache import random_resized_crop_flip
+from .realdata import wordvectors
+from .realdata.dataset import load_benchmark
+from .realdata.prepare import prepare
 from .runtime import atomic_open, resolve_device
 from .toyworld.dataset import ToyBirds, ToyBirdsConfig, load_toybirds
 from .train import train
 
 
-def load_world(cfg: runconfig.RunConfig) -> ToyBirds:
-    if cfg.data.dataset != "toybirds":
-        raise NotImplementedError(f"data.dataset = {cfg.data.dataset!r}: this version reads only ToyBirds; "
-                                  "the real-benchmark loader (CUB, SUN, AWA2) is not part of it yet")
-    return load_toybirds(ToyBirdsConfig.for_mode(cfg.data.size, seed=cfg.data.seed))
+def load_world(cfg: runconfig.RunConfig):
+    """ToyBirds, or a real benchmark prepared under `data.root`."""
+    if cfg.data.dataset == "toybirds":
+        return load_toybirds(ToyBirdsConfig.for_mode(cfg.data.size, seed=cfg.data.seed))
+    return load_benchmark(Path(cfg.data.root) / f"{cfg.data.dataset}_index.json", cfg.model, seed=cfg.data.seed)
 
 
-def build_model(cfg: runconfig.RunConfig, world: ToyBirds):
+def build_model(cfg: runconfig.RunConfig, world):
     """The configured model with the seen classes of its protocol."""
-    from .vspcn import LossWeights, preset
+    from .vspcn import VSPCN, LossWeights, preset
     from .vspcn.experiment import build
     seen = world.trainclasses1 if cfg.protocol == "validation" else world.seen_classes
     options = dict(cfg.model_options)
     if "losses" in options:                                   # e.g. model_options={losses: {mu_ed: 0}}
         options["losses"] = LossWeights(**options["losses"])
-    return build(world, preset(cfg.preset, **options), seen, cfg.train.seed)
+    model_cfg = preset(cfg.preset, **options)
+    if cfg.data.dataset == "toybirds":
+        return build(world, model_cfg, seen, cfg.train.seed)
+    word_vectors = attribute_vectors(cfg.data.word_vectors, world)
+    att = world.class_attributes / np.linalg.norm(world.class_attributes, axis=1, keepdims=True)
+    backbone = timm.create_model(cfg.backbone, pretrained=cfg.pretrained, num_classes=0)
+    torch.manual_seed(cfg.train.seed)
+    return VSPCN(backbone, torch.tensor(word_vectors), torch.tensor(att), torch.tensor(seen),
+                 model_cfg.for_dataset(cfg.data.dataset))
 
 
-def validation_scores(cfg: runconfig.RunConfig, world: ToyBirds):
+def attribute_vectors(source: str | None, world) -> np.ndarray:
+    """(A, d) attribute vectors: a .npy/.pkl file, vectors computed from a .txt embedding file, or GloVe 50-d."""
+    n = world.class_attributes.shape[1]
+    if source and not source.endswith(".txt"):
+        return wordvectors.load_vectors_file(source, n)
+    if world.attribute_names is None:
+        raise FileNotFoundError(f"{world.name}: no attribute-name file was found by `data prepare`, so word vectors "
+                                "cannot be computed; set data.word_vectors to the benchmark's .npy/.pkl vector file")
+    return (wordvectors.vectors_from_text(source, world.attribute_names) if source
+            else wordvectors.glove_vectors(world.attribute_names))
+
+
+def validation_scores(cfg: runconfig.RunConfig, world):
     """The per-epoch evaluation of the validation protocol: best H over gamma, in percent."""
     def on_epoch_end(model, epoch: int) -> dict:
         best = evaluate.choose_gamma(model, world, cfg.calibration, cfg.train.device)
@@ -50,7 +79,7 @@ def validation_scores(cfg: runconfig.RunConfig, world: ToyBirds):
     return on_epoch_end
 
 
-def test_scores(cfg: runconfig.RunConfig, world: ToyBirds, model) -> dict:
+def test_scores(cfg: runconfig.RunConfig, world, model) -> dict:
     """Test-split report in percent at the configured gamma (0 when none was chosen: labelled)."""
     report = evaluate.evaluate(model, world, cfg.gamma or 0.0, cfg.calibration, cfg.train.device)
     scores = {k: round(100 * v, 2) for k, v in report.items() if isinstance(v, float)}
@@ -78,8 +107,9 @@ def command_train(args) -> None:
         raise ValueError(f"--resume: {run_dir / 'config.json'} differs from this configuration; "
                          "resume with the original --config and --set values")
     on_epoch_end = validation_scores(cfg, world) if cfg.protocol == "validation" else None
+    augment = random_resized_crop_flip if getattr(world, "augment", False) else None
     history = train(model, world.images[split], world.labels[split], cfg.train, run_dir=run_dir,
-                    resume=args.resume, on_epoch_end=on_epoch_end)
+                    resume=args.resume, on_epoch_end=on_epoch_end, transform=augment, normalize=world.normalize)
     if not procs.main:
         return
     if cfg.protocol == "validation":
@@ -124,5 +154,10 @@ def main(argv=None) -> None:
     p.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run folder")
     p.add_argument("--gamma", type=float, help="final protocol: the calibration gamma (default: the config's)")
     p.set_defaults(func=command_evaluate)
+    p = sub.add_parser("data", help="prepare a real benchmark from its official archives")
+    p.add_argument("action", choices=["prepare"])
+    p.add_argument("dataset", choices=["CUB", "SUN", "AWA2"])
+    p.add_argument("--root", required=True, help="the folder holding the unpacked images and xlsa17")
+    p.set_defaults(func=lambda a: prepare(a.dataset, a.root))
     args = parser.parse_args(argv)
     args.func(args)

@@ -8,7 +8,9 @@
                                   # "final": train on `trainval`, evaluate on the test splits once
     calibration: zscore_stacking  # a name of zsl_lib.evaluate.CALIBRATIONS
     gamma: null                   # final protocol: the gamma the validation run chose
-    data: {dataset: toybirds, size: book, seed: 0, root: null}
+    backbone: vit_base_patch16_224.orig_in21k_ft_in1k   # real benchmarks; ToyBirds uses the toy ViT
+    pretrained: true
+    data: {dataset: toybirds, size: book, seed: 0, root: null, word_vectors: null}
     train: {steps: 1200, batch_size: 64, ...}   # fields of zsl_lib.train.TrainConfig
 
 Every error names the key, the value and what is allowed.
@@ -38,6 +40,8 @@ class DataConfig:
     size: str = "book"          # ToyBirds world: "smoke" (20 images a class) or "book" (60)
     seed: int = 0               # ToyBirds world seed
     root: str | None = None     # real benchmarks: the folder given to `python -m zsl_lib data prepare`
+    word_vectors: str | None = None   # real benchmarks: .npy / .pkl attribute vectors, or a .txt embedding
+                                      # file to compute them from; none: GloVe 6B 50-d (offline)
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class RunConfig:
     protocol: str = "validation"
     calibration: str = "zscore_stacking"
     gamma: float | None = None
+    backbone: str = "vit_base_patch16_224.orig_in21k_ft_in1k"   # timm name, real benchmarks only
+    pretrained: bool = True
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

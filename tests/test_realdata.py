@@ -1,0 +1,207 @@
+"""The real-data path: xlsa17 metadata (../shared, skipped when absent), a mini archive built
+here in the official layout that goes all the way into a model forward pass, and clear errors."""
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import timm
+import torch
+from PIL import Image
+
+from zsl_lib import evaluate
+from zsl_lib.realdata import wordvectors
+from zsl_lib.realdata.dataset import load_benchmark
+from zsl_lib.realdata.prepare import attribute_names, prepare
+from zsl_lib.xlsa17 import read_index, relative_to_image_folder
+from zsl_lib.train import TrainConfig, train
+from zsl_lib.vspcn import VSPCN, preset
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data" / "zsl_benchmarks"
+needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="real xlsa17 metadata (../shared) not present")
+
+# From the metadata's README: classes, seen / unseen, attributes, trainval, test_seen,
+# test_unseen, and the class-level validation split (trainclasses1 / valclasses1).
+FACTS = {"CUB": (200, 150, 50, 312, 7057, 1764, 2967, 100, 50),
+         "SUN": (717, 645, 72, 102, 10320, 2580, 1440, 580, 65),
+         "AWA2": (50, 40, 10, 85, 23527, 5882, 7913, 27, 13)}
+
+
+@needs_shared
+@pytest.mark.parametrize("ds", sorted(FACTS))
+def test_the_real_metadata_gives_the_listed_counts(ds):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        index = read_index(SHARED / ds, ds)
+    labels, sp = np.asarray(index["labels"]), {k: np.asarray(v) for k, v in index["splits"].items()}
+    got = (len(index["class_names"]), len(np.unique(labels[sp["trainval"]])), len(np.unique(labels[sp["test_unseen"]])),
+           len(index["class_attributes"][0]), len(sp["trainval"]), len(sp["test_seen"]), len(sp["test_unseen"]),
+           len(index["trainclasses1"]), len(index["valclasses1"]))
+    assert got == FACTS[ds]
+    # the class-level validation split partitions the seen classes
+    seen = set(np.unique(labels[sp["trainval"]]).tolist())
+    assert set(index["trainclasses1"]) | set(index["valclasses1"]) == seen
+    assert not set(index["trainclasses1"]) & set(index["valclasses1"])
+    leaks = [str(w.message) for w in caught if "leaks test images" in str(w.message)]
+    assert (len(leaks) == 2) == (ds != "CUB")          # train_loc and val_loc overlap test_seen on SUN, AWA2
+    names = attribute_names(SHARED / ds, SHARED / ds, ds)
+    assert len(names) == FACTS[ds][3]
+    vectors = wordvectors.load_vectors_file(SHARED / ds / "attribute_w2v.npy", len(names))
+    assert vectors.shape == (FACTS[ds][3], 300)
+
+
+@needs_shared
+def test_attribute_names_become_phrases_and_glove_vectors():
+    names = attribute_names(SHARED / "CUB", SHARED / "CUB", "CUB")
+    assert wordvectors.clean_attribute_name(names[0]) == "bill shape curved up or down"
+    assert wordvectors.clean_attribute_name("sailing/ boating") == "sailing boating"
+    glove = wordvectors.glove_vectors(names)
+    assert glove.shape == (312, 50) and np.abs(glove).sum(1).min() > 0
+    with pytest.raises(ValueError, match=r"has vectors for 312 attributes but the split file has 85"):
+        wordvectors.load_vectors_file(SHARED / "CUB" / "attribute_w2v.npy", 85)
+
+
+def test_paths_of_the_authors_machines_are_rewritten():
+    assert relative_to_image_folder("/BS/xian/work/data/Animals_with_Attributes2//JPEGImages/antelope/a_1.jpg",
+                                    "AWA2") == "antelope/a_1.jpg"
+    assert relative_to_image_folder("/BS/Deep_Fragments/work/MSc/CUB_200_2011/CUB_200_2011/images/001.A/x.jpg",
+                                    "CUB") == "001.A/x.jpg"
+    assert relative_to_image_folder("/BS/Deep_Fragments/work/MSc/data/SUN/images/a/abbey/s.jpg", "SUN") == "a/abbey/s.jpg"
+    with pytest.raises(ValueError, match="has no 'JPEGImages/' part"):
+        relative_to_image_folder("/data/cub/001.A/x.jpg", "AWA2")
+
+
+def mini_cub(root: Path, classes: int = 6, per_class: int = 4, attributes: int = 12) -> Path:
+    """A CUB-shaped archive: JPEGs at their real relative paths, xlsa17 files with the original
+    absolute paths and 1-based indices. Classes 0-3 are seen (0-2 trainclasses1, 3 valclasses1),
+    4-5 unseen."""
+    rng = np.random.default_rng(0)
+    names = [f"{i + 1:03d}.Bird_{i}" for i in range(classes)]
+    files, labels = [], []
+    for c, name in enumerate(names):
+        for j in range(per_class):
+            rel = f"{name}/Bird_{c}_{j:04d}.jpg"
+            path = root / "CUB" / "CUB_200_2011" / "images" / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(path)
+            files.append(f"/BS/Deep_Fragments/work/MSc/CUB_200_2011/CUB_200_2011/images/{rel}")
+            labels.append(c + 1)
+    labels = np.array(labels)
+    split = root / "xlsa17" / "data" / "CUB"
+    split.mkdir(parents=True)
+    cell = np.empty((len(files), 1), dtype=object)
+    for i, f in enumerate(files):
+        cell[i, 0] = np.array([f])
+    scipy.io.savemat(split / "res101.mat", {"image_files": cell, "labels": labels[:, None],
+                                            "features": np.zeros((4, len(files)))})
+    index = np.arange(len(files))
+    seen = labels <= 4
+    first = (index % per_class) == 0
+    att = rng.random((attributes, classes))
+    class_cell = np.empty((classes, 1), dtype=object)
+    for i, n in enumerate(names):
+        class_cell[i, 0] = np.array([n])
+    scipy.io.savemat(split / "att_splits.mat", {
+        "allclasses_names": class_cell, "att": att / np.linalg.norm(att, axis=0), "original_att": 100 * att,
+        "trainval_loc": index[seen & ~first][:, None] + 1, "test_seen_loc": index[seen & first][:, None] + 1,
+        "test_unseen_loc": index[~seen][:, None] + 1})
+    (split / "trainclasses1.txt").write_text("\n".join(names[:3]) + "\n")
+    (split / "valclasses1.txt").write_text(names[3] + "\n")
+    (root / "CUB" / "CUB_200_2011" / "attributes.txt").write_text(
+        "".join(f"{i + 1} has_part_{i}::colour_{i}\n" for i in range(attributes)))
+    return root
+
+
+def test_a_mini_archive_goes_through_the_whole_pipeline_into_a_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZSL_CACHE", str(tmp_path / "cache"))
+    root = mini_cub(tmp_path / "data")
+    done = subprocess.run([sys.executable, "-m", "zsl_lib", "data", "prepare", "CUB", "--root", str(root)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    index_path = root / "CUB_index.json"
+    index = json.loads(index_path.read_text())
+    assert index["files"][0] == "001.Bird_0/Bird_0_0000.jpg" and index["labels"][0] == 0
+    assert index["attribute_names"][0] == "has_part_0::colour_0"
+
+    world = load_benchmark(index_path, "vspcn", log=None)
+    assert world.images.shape == (24, 224, 224, 3) and world.images.dtype == np.uint8
+    assert list(world.seen_classes) == [0, 1, 2, 3] and list(world.unseen_classes) == [4, 5]
+    sp = world.splits
+    assert set(sp["val_unseen"]) == set(np.flatnonzero(np.isin(world.labels, [3]) & np.isin(np.arange(24), sp["trainval"])))
+    assert not set(sp["train"]) & set(sp["val_seen"]) and set(sp["train"]) | set(sp["val_seen"]) | set(sp["val_unseen"]) == set(sp["trainval"])
+    assert not set(sp["val_seen"]) & set(sp["test_seen"])
+
+    vectors = np.random.default_rng(1).standard_normal((12, 300)).astype(np.float32)
+    with open(tmp_path / "w2v.pkl", "wb") as f:
+        pickle.dump(vectors, f)
+    loaded = wordvectors.load_vectors_file(tmp_path / "w2v.pkl", 12)
+    assert np.array_equal(loaded, vectors)
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0)
+    att = world.class_attributes / np.linalg.norm(world.class_attributes, axis=1, keepdims=True)
+    model = VSPCN(vit, torch.tensor(loaded), torch.tensor(att), torch.tensor(world.seen_classes),
+                  preset("paper_default").for_dataset("CUB"))
+    x = world.normalize(torch.from_numpy(np.array(world.images[:2])))            # (2, 3, 224, 224), CLIP statistics
+    assert x.shape == (2, 3, 224, 224) and abs(float(x.mean())) < 1.0
+    with torch.no_grad():
+        assert model(x).shape == (2, 6)
+    tv = sp["trainval"]
+    train(model, world.images[tv], world.labels[tv], TrainConfig(steps=1, batch_size=4, device="cpu"),
+          log=lambda *_: None, normalize=world.normalize)
+    report = evaluate.evaluate(model, world, 0.0, "eq19", "cpu")
+    assert 0.0 <= report["H"] <= 1.0
+
+
+def test_bad_inputs_give_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZSL_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match=r"the data root .*missing does not exist; create it and unpack"):
+        prepare("CUB", tmp_path / "missing", log=None)
+    root = mini_cub(tmp_path / "data")
+    with pytest.raises(FileNotFoundError, match=r"no att_splits.mat for SUN .*xlsa17.zip"):
+        prepare("SUN", root, log=None)
+
+    image = root / "CUB" / "CUB_200_2011" / "images" / "002.Bird_1" / "Bird_1_0002.jpg"
+    saved = image.read_bytes()
+    image.unlink()
+    with pytest.raises(FileNotFoundError, match=r"1 of 24 images are missing .*Bird_1_0002.jpg.*CUB_200_2011.tgz"):
+        prepare("CUB", root, log=None)
+    image.write_bytes(b"truncated")
+    index_path = prepare("CUB", root, log=None)
+    with pytest.raises(ValueError, match=r"Bird_1_0002.jpg cannot be decoded .*re-download or replace"):
+        load_benchmark(index_path, "vspcn", log=None)
+    image.write_bytes(saved)
+
+    split = root / "xlsa17" / "data" / "CUB"
+    shutil.copy(split / "res101.mat", tmp_path / "res101.mat")
+    scipy.io.savemat(split / "res101.mat", {"features": np.zeros((2, 2))})
+    with pytest.raises(KeyError, match=r"res101.mat lacks \['image_files', 'labels'\]"):
+        prepare("CUB", root, log=None)
+    shutil.copy(tmp_path / "res101.mat", split / "res101.mat")
+    scipy.io.savemat(tmp_path / "att_splits.mat", {"att": np.zeros((2, 2))})
+    with pytest.raises(KeyError, match=r"lacks \['allclasses_names', 'trainval_loc'"):
+        read_index_from(tmp_path, split)
+
+    np.save(tmp_path / "vectors.npy", np.zeros((13, 300), np.float32))
+    with pytest.raises(ValueError, match=r"vectors.npy has vectors for 13 attributes but the split file has 12"):
+        wordvectors.load_vectors_file(tmp_path / "vectors.npy", 12)
+    with open(tmp_path / "evil.pkl", "wb") as f:
+        pickle.dump(os.system, f)                               # unpickling would hand out a shell
+    with pytest.raises(ValueError, match=r"refusing .*only numpy arrays are accepted; convert the vectors to .npy"):
+        wordvectors.load_vectors_file(tmp_path / "evil.pkl", 12)
+    with pytest.raises(FileNotFoundError, match="no benchmark index at"):
+        load_benchmark(tmp_path / "none.json")
+
+
+def read_index_from(folder, split):
+    """read_index on a copy of the split folder with another att_splits.mat."""
+    copy = folder / "copy"
+    shutil.copytree(split, copy)
+    shutil.copy(folder / "att_splits.mat", copy / "att_splits.mat")
+    return read_index(copy, "CUB")

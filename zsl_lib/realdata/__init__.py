@@ -1,0 +1,1 @@
+"""The real benchmarks (CUB, SUN, AWA2): preparation from the official archives, word vectors, datasets."""
