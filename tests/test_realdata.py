@@ -205,3 +205,22 @@ def read_index_from(folder, split):
     shutil.copytree(split, copy)
     shutil.copy(folder / "att_splits.mat", copy / "att_splits.mat")
     return read_index(copy, "CUB")
+
+
+def test_the_cli_trains_and_evaluates_on_a_prepared_benchmark(tmp_path):
+    root = mini_cub(tmp_path / "data")
+    env = {**os.environ, "ZSL_CACHE": str(tmp_path / "cache")}
+    run = lambda *args: subprocess.run([sys.executable, "-m", "zsl_lib", *args], cwd=ROOT, capture_output=True,
+                                       text=True, timeout=600, env=env)
+    assert run("data", "prepare", "CUB", "--root", str(root)).returncode == 0
+    sets = [f"data.root={root}", "backbone=vit_tiny_patch16_224", "pretrained=false", "protocol=final", "gamma=0.3",
+            "train.steps=2", "train.batch_size=4", "train.log_every=1"]
+    done = run("train", "--config", str(ROOT / "configs" / "vspcn_cub.yaml"), "--run-dir", str(tmp_path / "run"),
+               *sum((["--set", s] for s in sets), []))
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["config"]["data"]["dataset"] == "CUB" and result["metrics"]["gamma"] == 0.3
+    assert 0 <= result["metrics"]["H"] <= 100
+    done = run("evaluate", "--checkpoint", str(tmp_path / "run" / "last.pt"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["H"] == result["metrics"]["H"]
