@@ -14,9 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import timm
@@ -28,7 +27,7 @@ from .realdata import wordvectors
 from .realdata.dataset import load_benchmark
 from .realdata.prepare import prepare
 from .runtime import atomic_open, resolve_device
-from .toyworld.dataset import ToyBirds, ToyBirdsConfig, load_toybirds
+from .toyworld.dataset import ToyBirdsConfig, load_toybirds
 from .train import train
 
 

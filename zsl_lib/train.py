@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint, metrics
 from .backbones import to_input
-from .distributed import Processes, setup
+from .distributed import setup
 from .runtime import resolve_device, seed_everything, warmup_cosine
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
