@@ -1,0 +1,90 @@
+"""The Region Feature Mining Block (RFMB, Eqs. 1-2) and the downsampling D_l to the common grid.
+
+Eq. (1) softly assigns every position of a stage's feature map f_l (B, C_l, H_l, W_l) to
+M prototypes r_m with a softmax over m of -||f - r_m||^2 / beta_m, beta_m = 2 sigma_m^2 =
+sigmoid(rho_m) (the released code's parametrisation, rho_m = 0 at the start). Eq. (2) then
+averages the mask-weighted copies of f over the parts:
+
+    g_hat = (1/M) sum_m a_m * f = f / M,
+
+because the masks sum to one at every position. The block is a fixed rescaling: its
+prototypes never receive a gradient, and the GroupNorm in D_l removes the 1/M as well
+(spec section 4). `rfm_mode`:
+
+- "paper_mean": Eq. (2) as printed (and as released), degenerate; kept for fidelity;
+- "none": g_hat = f, the "w/o RFMB" ablation; the same function up to GroupNorm's epsilon;
+- "part_channels": the spec's non-degenerate variant R2 (not in the paper or the code; label
+  results "Mg-MRN + non-degenerate RFM"): g_hat = sum_m a_m * (P_m f), one 1x1 map P_m per
+  part, initialised to the identity plus small noise, with assignments on L2-normalised
+  features so the softmax does not saturate.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+RFM_MODES = ("paper_mean", "none", "part_channels")
+
+
+class RegionFeatureMining(nn.Module):
+    """RFMB of one stage: (B, C_l, H_l, W_l) -> (B, C_l, H_l, W_l); the masks are kept in
+    `last_assignment` (B, M, H_l, W_l) for inspection."""
+
+    def __init__(self, channels: int, num_parts: int = 5, mode: str = "paper_mean"):
+        super().__init__()
+        if mode not in RFM_MODES:
+            raise ValueError(f"rfm_mode {mode!r} is not one of {RFM_MODES}")
+        self.mode, self.num_parts = mode, num_parts
+        prototypes = torch.empty(num_parts, channels)
+        nn.init.kaiming_normal_(prototypes)
+        self.prototypes = nn.Parameter(prototypes.clamp_min(1e-5))          # (M, C_l), the code's init
+        self.smoothing = nn.Parameter(torch.zeros(num_parts))               # rho_m; beta_m = sigmoid(rho_m)
+        if mode == "part_channels":
+            eye = torch.eye(channels).expand(num_parts, channels, channels)
+            self.part_maps = nn.Parameter(eye + 1e-3 * torch.randn(num_parts, channels, channels))   # P_m
+        self.last_assignment = None
+
+    def assignment(self, f: torch.Tensor) -> torch.Tensor:
+        """Eq. (1): a (B, M, H, W), a softmax over the M parts at every position."""
+        r = self.prototypes
+        if self.mode == "part_channels":          # the assignment fix: distances of unit vectors, in [0, 4]
+            f, r = F.normalize(f, dim=1), F.normalize(r, dim=1)
+        dist = (f.pow(2).sum(1, keepdim=True) + r.pow(2).sum(1).view(1, -1, 1, 1)
+                - 2 * torch.einsum("bchw,mc->bmhw", f, r))                  # ||f - r_m||^2, (B, M, H, W)
+        logits = -dist.clamp_min(0) / torch.sigmoid(self.smoothing).view(1, -1, 1, 1)
+        return logits.softmax(dim=1)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        if self.mode == "none":
+            return f
+        a = self.assignment(f)                                              # (B, M, H, W)
+        self.last_assignment = a.detach()
+        if self.mode == "paper_mean":                                       # Eq. (2): (1/M) sum_m a_m f
+            return (a.unsqueeze(2) * f.unsqueeze(1)).mean(dim=1)
+        mapped = torch.einsum("mdc,bchw->bmdhw", self.part_maps, f)         # P_m f, (B, M, C, H, W)
+        return (a.unsqueeze(2) * mapped).sum(dim=1)
+
+
+class DownsampleToGrid(nn.Sequential):
+    """D_l: [3x3 conv (no bias) -> GroupNorm(32) -> ReLU -> bilinear x0.5] per halving; the first
+    conv maps C_l -> C. A stage already at the grid gets one unit without the resize."""
+
+    def __init__(self, in_channels: int, out_channels: int, halvings: int, groups: int = 32):
+        units = []
+        for i in range(max(1, halvings)):
+            units += [nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, padding=1, bias=False),
+                      nn.GroupNorm(groups, out_channels), nn.ReLU(inplace=True)]
+            if halvings:
+                units.append(nn.Upsample(scale_factor=0.5, mode="bilinear", align_corners=True))
+        super().__init__(*units)
+
+    @staticmethod
+    def halvings(size: int, grid: int) -> int:
+        """How many halvings bring a `size` map to the `grid`; sizes must be grid * 2^k."""
+        k = round(math.log2(size / grid))
+        if grid * 2 ** k != size:
+            raise ValueError(f"a {size} x {size} stage cannot be halved onto a {grid} x {grid} grid")
+        return k
