@@ -1,8 +1,12 @@
 """Mg-MRN: multi-granularity region mining and mutual refinement on a CNN's stages (2025).
 
-This edition holds the region-mining block and the downsampling to the common grid;
-the SCAB, the visual-semantic decoder, the losses and the presets follow.
+This edition holds the blocks: region mining and the downsampling to the common grid
+(`rfmb`), the spatial-channel attention block (`scab`) and the visual-semantic decoder
+(`decoder`); the assembled model, its losses and presets follow.
 """
+from .decoder import HEADS, VisualSemanticDecoder
 from .rfmb import RFM_MODES, DownsampleToGrid, RegionFeatureMining
+from .scab import SCAB_MODES, SpatialChannelAttention, tokens
 
-__all__ = ["RegionFeatureMining", "DownsampleToGrid", "RFM_MODES"]
+__all__ = ["RegionFeatureMining", "DownsampleToGrid", "SpatialChannelAttention", "VisualSemanticDecoder",
+           "tokens", "RFM_MODES", "SCAB_MODES", "HEADS"]

@@ -1,0 +1,62 @@
+"""The Visual-Semantic Decoder (VSD, Eqs. 8-10), one untied copy per stage.
+
+Queries come from the fixed attribute word vectors E (A, d_w), keys and values from the
+stage's tokens u_l (B, N, C); one head, no residual, no norm:
+
+    Attn = softmax_tokens((E W^q)(u W^k)^T / tau)      Eq. (8); tau = sqrt(d_k) (paper), 1 (code)
+    p    = (Attn u W^v) W^o                             Eq. (9), (B, A, C)
+    z_a  = e_a^T W p_a      ("w2v_bilinear", Eq. 10)    or  <V_a, p_a>  ("free", the code), (B, A)
+
+`fix_zero_w2v` replaces all-zero word vectors (SUN's attribute 88) by a learnable vector
+started at the mean of the others, for the queries and the read-out.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+HEADS = ("w2v_bilinear", "free")
+
+
+class VisualSemanticDecoder(nn.Module):
+    def __init__(self, word_vectors: torch.Tensor, channels: int, hidden: int = 1024, scaled: bool = True,
+                 head: str = "w2v_bilinear", fix_zero_w2v: bool = True):
+        super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"vsd_head {head!r} is not one of {HEADS}")
+        num_attributes, dim_w = word_vectors.shape
+        zero = word_vectors.abs().sum(1) == 0
+        self.register_buffer("word_vectors", word_vectors.float())           # E (A, d_w), fixed
+        self.register_buffer("zero_rows", zero if fix_zero_w2v else torch.zeros_like(zero))
+        self.replacement = (nn.Parameter(word_vectors[~zero].float().mean(0).expand(int(zero.sum()), -1).clone())
+                            if fix_zero_w2v and zero.any() else None)
+        self.q, self.k, self.v = nn.Linear(dim_w, hidden), nn.Linear(channels, hidden), nn.Linear(channels, hidden)
+        self.out = nn.Linear(hidden, channels)
+        self.tau = math.sqrt(hidden) if scaled else 1.0
+        self.head = head
+        if head == "w2v_bilinear":
+            self.readout = nn.Parameter(nn.init.xavier_normal_(torch.empty(dim_w, channels)))     # W (d_w, C)
+        else:
+            self.readout = nn.Parameter(torch.randn(num_attributes, channels))                   # V (A, C)
+        self.last_attention = None
+
+    def attribute_vectors(self) -> torch.Tensor:
+        """E with its zero rows replaced (when fixed): (A, d_w)."""
+        if self.replacement is None:
+            return self.word_vectors
+        e = self.word_vectors.clone()
+        e[self.zero_rows] = self.replacement
+        return e
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        """Tokens u (B, N, C) -> predicted attributes z (B, A)."""
+        e = self.attribute_vectors()                                         # (A, d_w)
+        q = self.q(e)                                                        # (A, d_k)
+        attn = torch.softmax(q @ self.k(u).transpose(1, 2) / self.tau, dim=-1)   # (B, A, N), Eq. (8)
+        self.last_attention = attn.detach()
+        p = self.out(attn @ self.v(u))                                       # (B, A, C), Eq. (9)
+        if self.head == "free":
+            return (p * self.readout).sum(-1)                                # (B, A)
+        return torch.einsum("ad,dc,bac->ba", e, self.readout, p)             # e_a^T W p_a, Eq. (10)
