@@ -1,12 +1,13 @@
 """Mg-MRN: multi-granularity region mining and mutual refinement on a CNN's stages (2025).
 
-This edition holds the blocks: region mining and the downsampling to the common grid
-(`rfmb`), the spatial-channel attention block (`scab`) and the visual-semantic decoder
-(`decoder`); the assembled model, its losses and presets follow.
+This edition holds the blocks (`rfmb`, `scab`, `decoder`), the losses (`losses`) and the
+assembled model trained with one optimiser step on the summed loss (`model`); the presets
+(`paper`, `official_code`), the Table III switches and the chapter follow.
 """
 from .decoder import HEADS, VisualSemanticDecoder
+from .model import MRM_MODES, MgMRN, MgMRNConfig
 from .rfmb import RFM_MODES, DownsampleToGrid, RegionFeatureMining
 from .scab import SCAB_MODES, SpatialChannelAttention, tokens
 
-__all__ = ["RegionFeatureMining", "DownsampleToGrid", "SpatialChannelAttention", "VisualSemanticDecoder",
+__all__ = ["MgMRN", "MgMRNConfig", "MRM_MODES", "RegionFeatureMining", "DownsampleToGrid", "SpatialChannelAttention", "VisualSemanticDecoder",
            "tokens", "RFM_MODES", "SCAB_MODES", "HEADS"]
