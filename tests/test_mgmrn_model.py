@@ -1,8 +1,9 @@
 """Mg-MRN assembled: losses against hand computations, shapes, where gradients go, and learning on ToyBirds."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from zsl_lib import evaluate
 from zsl_lib.backbones import batch_to_input, load_or_pretrain
@@ -68,3 +69,57 @@ def test_a_short_toybirds_run_lowers_the_loss_and_beats_chance(smoke_world):
     assert last < first - 0.5
     report = evaluate.evaluate(model, smoke_world, 0.0, "zscore_stacking", "cpu")
     assert report["T1"] > 2 / len(smoke_world.unseen_classes)            # twice chance on 25 unseen classes
+
+
+def test_presets_differ_exactly_where_the_spec_says_and_table3_rows():
+    from dataclasses import fields
+    from zsl_lib.mgmrn import preset, table3_row
+    paper, code = preset("paper"), preset("official_code")
+    differ = {f.name for f in fields(MgMRNConfig) if getattr(paper, f.name) != getattr(code, f.name)}
+    assert differ == {"scab_detach_coarse", "vsd_scaled", "vsd_head", "fix_zero_w2v", "opt_mode", "lambda_ar"}
+    assert paper.for_dataset("SUN").num_levels == 4 and code.for_dataset("SUN").num_levels == 3
+    assert paper.for_dataset("CUB").num_parts == 7 and code.for_dataset("CUB").lambda_ar == 0.1
+    assert not table3_row(1).mgm and not table3_row(1).use_ar and table3_row(5).mrm == "concat_only"
+    with pytest.raises(ValueError, match="Table III has rows 1-6"):
+        table3_row(7)
+
+
+def test_table3_rows_3_and_4_are_the_same_function(smoke_world):
+    """With RFMB (row 4) the model computes what it computes without (row 3), up to GroupNorm's epsilon."""
+    from zsl_lib.mgmrn import table3_row
+    without, with_rfmb = (build(smoke_world, replace(table3_row(r), decoder_hidden=64)).double() for r in (3, 4))
+    extra = set(with_rfmb.state_dict()) - set(without.state_dict())
+    assert extra and all(k.startswith("rfmb.") for k in extra)              # row 4 adds only the prototypes
+    with_rfmb.load_state_dict(without.state_dict(), strict=False)          # the same weights everywhere else
+    x = batch_to_input(smoke_world.images[:4]).double()
+    with torch.no_grad():
+        a, b = without.eval()(x), with_rfmb.eval()(x)
+    assert (a - b).abs().max() < 1e-2 * a.abs().max()
+    baseline = build(smoke_world, replace(table3_row(1), decoder_hidden=64))
+    assert len(baseline.forward_features(x.float())) == 1 and baseline.down is None
+
+
+def test_the_codes_three_steps_per_batch_update_the_stages_unevenly(smoke_world):
+    """official_code: stage l's loss, after the SCAB's stop-gradient, reaches layer2 and below in
+    step 1, layer3 in step 2 and layer4 only in step 3; each decoder moves only in its own step."""
+    from zsl_lib.mgmrn import preset
+    model = build(smoke_world, preset("official_code", decoder_hidden=64))
+    x, y = batch_to_input(smoke_world.images[:4]), torch.arange(4)
+    with torch.no_grad():
+        summed_at_start = model.training_losses(x, y)["total"].item()
+    groups = ["backbone.layer2", "backbone.layer3", "backbone.layer4", "decoders.0", "decoders.1", "decoders.2"]
+
+    def snapshot():
+        return {g: torch.cat([p.detach().flatten().clone() for n, p in model.named_parameters() if n.startswith(g)])
+                for g in groups}
+    states = [snapshot()]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    step = opt.step
+    opt.step = lambda: (step(), states.append(snapshot()))               # a snapshot after every optimiser step
+    losses = model.per_stage_steps(x, y, opt)
+    moved = [{g for g in groups if not torch.equal(a[g], b[g])} for a, b in zip(states, states[1:])]
+    assert moved == [{"backbone.layer2", "decoders.0"},
+                     {"backbone.layer2", "backbone.layer3", "decoders.1"},
+                     {"backbone.layer2", "backbone.layer3", "backbone.layer4", "decoders.2"}]
+    # three losses at three parameter states: their sum (what the code logs) is not Eq. (13) at the start
+    assert len(losses) == 3 and abs(sum(losses) - summed_at_start) > 1e-4

@@ -17,7 +17,8 @@ import math
 import torch
 import torch.nn as nn
 
-HEADS = ("w2v_bilinear", "free")
+from .config import HEADS
+
 
 
 class VisualSemanticDecoder(nn.Module):

@@ -7,44 +7,23 @@ setting, the toy ResNet by default). Stage l = 1 is the finest of the L stages u
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
+from dataclasses import replace
 import torch
 import torch.nn as nn
 
+from .config import MgMRNConfig
 from .decoder import VisualSemanticDecoder
 from .losses import ar_loss, cosine_scores, sce_loss
 from .rfmb import DownsampleToGrid, RegionFeatureMining
 from .scab import SpatialChannelAttention, tokens
-
-MRM_MODES = ("off", "concat_only", "scab")
-
-
-@dataclass(frozen=True)
-class MgMRNConfig:
-    num_levels: int = 3                 # L: the last L stages of the backbone
-    num_parts: int = 5                  # N_p: prototypes per stage (the code's 5)
-    rfm_mode: str = "paper_mean"        # "paper_mean" (Eq. 2, degenerate) | "none" | "part_channels"
-    mrm: str = "scab"                   # "off" | "concat_only" (w/o SCAB) | "scab"
-    scab_detach_coarse: bool = False    # the code's stop-gradient into the coarse stages
-    scab_spatial_channels: int | None = None   # None: C-channel spatial mask (the code); 1: CBAM-style
-    decoder_hidden: int = 1024          # d_k
-    vsd_scaled: bool = True             # softmax(QK^T / sqrt(d_k)) (paper) or unscaled (code)
-    vsd_head: str = "w2v_bilinear"      # Eq. (10) as printed, or the code's "free" read-out
-    fix_zero_w2v: bool = True
-    kappa: float = 20.0                 # logit scale (25 on SUN)
-    lambda_ar: float = 0.1              # weight of L_AR (1.0 on SUN, AWA2)
-
-    def __post_init__(self):
-        if self.mrm not in MRM_MODES:
-            raise ValueError(f"mrm {self.mrm!r} is not one of {MRM_MODES}")
-
 
 class MgMRN(nn.Module):
     def __init__(self, backbone: nn.Module, word_vectors: torch.Tensor, class_attributes: torch.Tensor,
                  seen_classes, cfg: MgMRNConfig):
         super().__init__()
         self.cfg, self.backbone = cfg, backbone
+        if not cfg.mgm:                  # Table III rows 1-2: one decoder on the raw last stage's tokens
+            cfg = replace(cfg, num_levels=1)
         stages = backbone.feature_info[-cfg.num_levels:]
         if len(stages) < cfg.num_levels:
             raise ValueError(f"num_levels={cfg.num_levels} but the backbone has {len(backbone.feature_info)} stages")
@@ -52,8 +31,11 @@ class MgMRN(nn.Module):
         width = channels[-1]                                                  # C, the common width
         halvings = [round(math.log2(stages[-1]["reduction"] / s["reduction"])) for s in stages]
         groups = math.gcd(32, width)
-        self.rfmb = nn.ModuleList(RegionFeatureMining(c, cfg.num_parts, cfg.rfm_mode) for c in channels)
-        self.down = nn.ModuleList(DownsampleToGrid(c, width, h, groups) for c, h in zip(channels, halvings))
+        self.num_levels = cfg.num_levels
+        self.rfmb = nn.ModuleList(RegionFeatureMining(c, cfg.num_parts, cfg.rfm_mode) for c in channels) \
+            if cfg.mgm else None
+        self.down = nn.ModuleList(DownsampleToGrid(c, width, h, groups) for c, h in zip(channels, halvings)) \
+            if cfg.mgm else None
         self.scab = nn.ModuleList(
             SpatialChannelAttention(width, cfg.num_levels - 1 - l, "scab" if cfg.mrm == "scab" else "concat_only",
                                     cfg.scab_detach_coarse, cfg.scab_spatial_channels)
@@ -66,7 +48,9 @@ class MgMRN(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Predicted attribute vectors z_l (B, A), one per stage, finest first."""
-        maps = self.backbone.forward_intermediates(x, intermediates_only=True)[-self.cfg.num_levels:]
+        maps = self.backbone.forward_intermediates(x, intermediates_only=True)[-self.num_levels:]
+        if self.down is None:                                                  # mgm off: raw layer4 tokens
+            return [self.decoders[0](tokens(maps[-1]))]
         grids = [down(rfmb(f)) for f, rfmb, down in zip(maps, self.rfmb, self.down)]     # g_l (B, C, H, W)
         memories = []
         for l, g in enumerate(grids):
@@ -83,13 +67,36 @@ class MgMRN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def training_losses(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Eq. (13) as one objective: sum over stages of L_SCE + lambda_AR L_AR; labels index the seen classes."""
+    def stage_loss(self, z: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L_SCE, L_AR) of one stage's prediction; labels index the seen classes."""
         seen = self.class_attributes[self.seen_classes]                      # (C_s, A)
+        return sce_loss(z, labels, seen, self.cfg.kappa), ar_loss(z, seen[labels])
+
+    def training_losses(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Eq. (13) as one objective: sum over stages of L_SCE + lambda_AR L_AR (without L_AR if use_ar is off)."""
         terms, total = {}, 0.0
+        weight = self.cfg.lambda_ar if self.cfg.use_ar else 0.0
         for l, z in enumerate(self.forward_features(x), start=1):
-            terms[f"sce_{l}"] = sce_loss(z, labels, seen, self.cfg.kappa)
-            terms[f"ar_{l}"] = ar_loss(z, seen[labels])
-            total = total + terms[f"sce_{l}"] + self.cfg.lambda_ar * terms[f"ar_{l}"]
+            terms[f"sce_{l}"], terms[f"ar_{l}"] = self.stage_loss(z, labels)
+            total = total + terms[f"sce_{l}"] + weight * terms[f"ar_{l}"]
         terms["total"] = total
         return terms
+
+    def per_stage_steps(self, x: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer) -> list[float]:
+        """The released code's update (`official_code`): for each stage in turn, a new forward at the
+        current weights, that stage's loss only, zero_grad (to None), backward and an optimiser step.
+
+        This is alternating optimisation, not a step on Eq. (13): stage l's loss is evaluated after
+        the updates of stages < l, and with the SCAB's stop-gradient the backbone below stage 1
+        is stepped L times per batch, the last stage once. Returns the L losses, each at its own
+        parameter state (what the code logs, summed)."""
+        weight = self.cfg.lambda_ar if self.cfg.use_ar else 0.0
+        losses = []
+        for l in range(self.num_levels):
+            sce, ar = self.stage_loss(self.forward_features(x)[l], labels)
+            loss = sce + weight * ar
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        return losses

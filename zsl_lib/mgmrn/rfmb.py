@@ -26,7 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-RFM_MODES = ("paper_mean", "none", "part_channels")
+from .config import RFM_MODES
+
 
 
 class RegionFeatureMining(nn.Module):
@@ -38,6 +39,9 @@ class RegionFeatureMining(nn.Module):
         if mode not in RFM_MODES:
             raise ValueError(f"rfm_mode {mode!r} is not one of {RFM_MODES}")
         self.mode, self.num_parts = mode, num_parts
+        self.last_assignment = None
+        if mode == "none":                                                  # no parameters to carry
+            return
         prototypes = torch.empty(num_parts, channels)
         nn.init.kaiming_normal_(prototypes)
         self.prototypes = nn.Parameter(prototypes.clamp_min(1e-5))          # (M, C_l), the code's init
@@ -45,7 +49,6 @@ class RegionFeatureMining(nn.Module):
         if mode == "part_channels":
             eye = torch.eye(channels).expand(num_parts, channels, channels)
             self.part_maps = nn.Parameter(eye + 1e-3 * torch.randn(num_parts, channels, channels))   # P_m
-        self.last_assignment = None
 
     def assignment(self, f: torch.Tensor) -> torch.Tensor:
         """Eq. (1): a (B, M, H, W), a softmax over the M parts at every position."""

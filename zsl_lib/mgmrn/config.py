@@ -1,0 +1,86 @@
+"""Mg-MRN's configuration, its two presets and the switches of Table III.
+
+`paper` is the spec's recommendation (section 8): the SCAB without stop-gradient, the decoder
+scaled by 1/sqrt(d_k), Eq. (10)'s word-vector read-out, SUN's zero word vector fixed, one
+optimiser step on the summed loss. `official_code` is the released code where it runs: the
+stop-gradient into the SCAB, an unscaled decoder, the free read-out, and three optimiser steps
+per batch (`MgMRN.per_stage_steps`). Per-dataset values (kappa, lambda_AR, L, N_p) come from
+`for_dataset`. The optimiser settings (SGD, learning rate, weight decay) belong to the
+training configuration.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+RFM_MODES = ("paper_mean", "none", "part_channels")
+MRM_MODES = ("off", "concat_only", "scab")
+HEADS = ("w2v_bilinear", "free")
+OPT_MODES = ("summed", "per_stage_steps")
+
+
+@dataclass(frozen=True)
+class MgMRNConfig:
+    # Table III switches
+    mgm: bool = True                    # off: one decoder on the raw last stage (rows 1-2)
+    rfm_mode: str = "paper_mean"        # "paper_mean" (Eq. 2, degenerate) | "none" | "part_channels"
+    mrm: str = "scab"                   # "off" | "concat_only" (w/o SCAB) | "scab"
+    use_ar: bool = True
+    num_levels: int = 3                 # L: the last L stages of the backbone
+    num_parts: int = 5                  # N_p: prototypes per stage
+    # where paper and code differ
+    scab_detach_coarse: bool = False    # the code's stop-gradient into the coarse stages
+    scab_spatial_channels: int | None = None   # None: C-channel spatial mask (the code); 1: CBAM-style
+    decoder_hidden: int = 1024          # d_k
+    vsd_scaled: bool = True             # softmax(QK^T / sqrt(d_k)) (paper) or unscaled (code)
+    vsd_head: str = "w2v_bilinear"      # Eq. (10) as printed, or the code's "free" read-out
+    fix_zero_w2v: bool = True
+    opt_mode: str = "summed"            # one step on Eq. (13), or the code's per-stage steps
+    kappa: float = 20.0                 # logit scale
+    lambda_ar: float = 1.0              # weight of L_AR
+
+    def __post_init__(self):
+        for name, allowed in (("rfm_mode", RFM_MODES), ("mrm", MRM_MODES), ("vsd_head", HEADS),
+                              ("opt_mode", OPT_MODES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} {getattr(self, name)!r} is not one of {allowed}")
+
+    def for_dataset(self, name: str) -> "MgMRNConfig":
+        """kappa, lambda_AR, L and N_p of a benchmark under this preset (spec section 8)."""
+        if name not in DATASET_VALUES:
+            raise ValueError(f"no Mg-MRN values for {name!r}; known: {sorted(DATASET_VALUES)}")
+        kappa, paper, code = DATASET_VALUES[name]
+        lam, levels, parts = code if self.opt_mode == "per_stage_steps" else paper
+        return replace(self, kappa=kappa, lambda_ar=lam, num_levels=levels, num_parts=parts)
+
+
+# dataset: (kappa, paper (lambda_AR, L, N_p), code (lambda_AR, L, N_p))
+DATASET_VALUES = {"CUB": (20.0, (1.0, 3, 7), (0.1, 3, 5)), "AWA2": (20.0, (1.0, 3, 3), (1.0, 3, 5)),
+                  "SUN": (25.0, (1.0, 4, 5), (1.0, 3, 5))}
+
+PRESETS = {
+    "paper": MgMRNConfig(),
+    "official_code": MgMRNConfig(scab_detach_coarse=True, vsd_scaled=False, vsd_head="free", fix_zero_w2v=False,
+                                 opt_mode="per_stage_steps", lambda_ar=0.1),
+}
+
+TABLE3_ROWS = {
+    1: ("baseline, L_SCE", dict(mgm=False, use_ar=False)),
+    2: ("baseline, + L_AR", dict(mgm=False)),
+    3: ("+ MgM without RFMB", dict(rfm_mode="none", mrm="off")),
+    4: ("+ MgM with RFMB", dict(mrm="off")),
+    5: ("+ MgM + MRM without SCAB", dict(mrm="concat_only")),
+    6: ("+ MgM + MRM with SCAB (full)", dict()),
+}
+
+
+def preset(name: str, **overrides) -> MgMRNConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown Mg-MRN preset {name!r}; choose one of {sorted(PRESETS)}")
+    return replace(PRESETS[name], **overrides)
+
+
+def table3_row(row: int, base: str = "paper") -> MgMRNConfig:
+    """One row of Table III on top of a preset."""
+    if row not in TABLE3_ROWS:
+        raise ValueError(f"Table III has rows 1-6, got {row}")
+    return preset(base, **TABLE3_ROWS[row][1])
