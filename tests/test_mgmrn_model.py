@@ -123,3 +123,21 @@ def test_the_codes_three_steps_per_batch_update_the_stages_unevenly(smoke_world)
                      {"backbone.layer2", "backbone.layer3", "backbone.layer4", "decoders.2"}]
     # three losses at three parameter states: their sum (what the code logs) is not Eq. (13) at the start
     assert len(losses) == 3 and abs(sum(losses) - summed_at_start) > 1e-4
+
+
+def test_the_recorder_returns_attribute_maps_and_region_masks(smoke_world):
+    from zsl_lib.mgmrn.recorder import AttentionRecorder
+    model = build(smoke_world, MgMRNConfig(decoder_hidden=64))
+    x = batch_to_input(smoke_world.images[:3])
+    with AttentionRecorder(model) as rec:
+        with pytest.raises(RuntimeError, match="no forward pass was recorded"):
+            rec.attribute_maps(0)
+        model(x)
+    for stage in range(3):
+        maps = rec.attribute_maps(stage)
+        assert maps.shape == (3, 42, 2, 2)                                  # the toy ResNet's 2 x 2 grid
+        full = rec.decoders[stage]
+        torch.testing.assert_close(full.sum(-1), torch.ones(3, 42))         # a softmax over all tokens
+        torch.testing.assert_close(maps.flatten(2), full[..., :4])          # g_l's positions come first
+    assert [tuple(r.shape) for r in rec.regions] == [(3, 5, 8, 8), (3, 5, 4, 4), (3, 5, 2, 2)]
+    assert not model.decoders[0]._forward_hooks                             # hooks removed on exit
