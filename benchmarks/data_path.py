@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from zsl_lib import provenance
+from common import save_result
 from zsl_lib.imagecache import JpegImages, build_cache
 from zsl_lib.toyworld.dataset import ToyBirdsConfig, load_toybirds
 from zsl_lib.train import BatchReader, EpochSampler
@@ -72,8 +72,7 @@ def main() -> None:
                "ratio_workers2": round(median["cache_workers2"] / median["jpeg_workers2"], 1),
                "target_ratio": TARGET_RATIO}
     metrics["meets_target"] = min(metrics["ratio_workers0"], metrics["ratio_workers2"]) >= TARGET_RATIO
-    out = Path(__file__).parent / "results" / "data_path.json"
-    provenance.save_json(out, provenance.run_record("data_path", vars(args), [0], metrics, time.time() - start))
+    save_result("data_path", vars(args), metrics, time.time() - start)
     print(metrics)
 
 

@@ -10,14 +10,12 @@ alternating, SGD with momentum as in the papers; the ratio of medians is reporte
 Writes benchmarks/results/mgmrn_step.json.
 """
 import argparse
-import statistics
 import time
-from pathlib import Path
 
 import timm
 import torch
 
-from zsl_lib import provenance
+from common import median_seconds, save_result
 from zsl_lib.backbones import load_or_pretrain
 from zsl_lib.mgmrn import MgMRN, preset
 
@@ -52,24 +50,14 @@ def main() -> None:
     args = parser.parse_args()
     start, results = time.time(), {}
     for backbone in args.backbones:
-        steps = {name: make(backbone, name) for name in ("paper", "official_code")}
-        for step in steps.values():                                      # warm-up
-            step()
-        seconds = {name: [] for name in steps}
-        for _ in range(args.steps):
-            for name, step in steps.items():
-                t0 = time.perf_counter()
-                step()
-                seconds[name].append(time.perf_counter() - t0)
-        median = {k: statistics.median(v) for k, v in seconds.items()}
+        median = median_seconds({name: make(backbone, name) for name in ("paper", "official_code")}, args.steps)
         ratio = median["paper"] / median["official_code"]
         results[backbone] = {"image_size": SETTINGS[backbone][0], "batch": SETTINGS[backbone][1],
                              "median_step_s": {k: round(v, 4) for k, v in median.items()},
                              "ratio": round(ratio, 3), "meets_target": ratio <= TARGET_RATIO}
         print(backbone, results[backbone])
     results["target_ratio"] = TARGET_RATIO
-    out = Path(__file__).parent / "results" / "mgmrn_step.json"
-    provenance.save_json(out, provenance.run_record("mgmrn_step", vars(args), [0], results, time.time() - start))
+    save_result("mgmrn_step", vars(args), results, time.time() - start)
 
 
 if __name__ == "__main__":

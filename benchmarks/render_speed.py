@@ -9,9 +9,8 @@ without the disk write.
 import argparse
 import os
 import time
-from pathlib import Path
 
-from zsl_lib import provenance
+from common import save_result
 from zsl_lib.toyworld.dataset import ToyBirdsConfig, render_world
 
 TARGET_SECONDS_PER_10K = 30.0
@@ -36,8 +35,7 @@ def main() -> None:
                "seconds_per_10k": round(seconds * 10_000 / n, 1),
                "target_seconds_per_10k": TARGET_SECONDS_PER_10K,
                "meets_target": seconds * 10_000 / n <= TARGET_SECONDS_PER_10K}
-    out = Path(__file__).parent / "results" / "render_speed.json"
-    provenance.save_json(out, provenance.run_record("render_speed", vars(args) | {"cores": 1}, [0], metrics, seconds))
+    save_result("render_speed", vars(args) | {"cores": 1}, metrics, seconds)
     print(metrics)
 
 

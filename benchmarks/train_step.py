@@ -19,7 +19,6 @@ Writes benchmarks/results/train_step.json.
 """
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ import timm
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from zsl_lib import provenance
+from common import median_seconds, save_result
 from zsl_lib.backbones import batch_to_input
 from zsl_lib.runtime import resolve_device
 from zsl_lib.toyworld.dataset import ToyBirdsConfig, load_toybirds
@@ -86,15 +85,7 @@ def step_flops(step) -> int:
 def time_pair(backbone: str, steps: int, device: torch.device) -> dict:
     steppers = {name: step_function(*make(backbone, name, device), device) for name in ROWS}
     flops = {name: step_flops(step) for name, step in steppers.items()}
-    for step in steppers.values():                              # warm-up
-        step(), step()
-    seconds = {name: [] for name in ROWS}
-    for _ in range(steps):
-        for name, step in steppers.items():
-            start = time.perf_counter()
-            step()
-            seconds[name].append(time.perf_counter() - start)
-    median = {name: statistics.median(s) for name, s in seconds.items()}
+    median = median_seconds(steppers, steps, warmup=2)
     return {"batch": batch_size(backbone, device), "steps": steps,
             "median_step_s": {k: round(v, 4) for k, v in median.items()},
             "ratio": round(median["vspcn"] / median["frozen_vit"], 3),
@@ -148,8 +139,7 @@ def main() -> None:
         results[backbone]["meets_target"] = results[backbone]["ratio"] <= TARGET_RATIO
         print(backbone, results[backbone])
     results["target_ratio"] = TARGET_RATIO
-    out = Path(__file__).parent / "results" / "train_step.json"
-    provenance.save_json(out, provenance.run_record("train_step", vars(args), [0], results, time.time() - start))
+    save_result("train_step", vars(args), results, time.time() - start)
 
 
 if __name__ == "__main__":
