@@ -196,8 +196,8 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
     the backbone's input (`dataset.normalize`); `transform` augments that batch on the device.
     """
     # --- set-up: processes, device, seeds ---------------------------------------------
-    procs = setup(resolve_device(cfg.device).type)
     device = resolve_device(cfg.device)
+    procs = setup(device.type)
     if device.type == "cuda" and procs.world > 1:
         device = torch.device("cuda", procs.local_rank)
         torch.cuda.set_device(device)
@@ -322,9 +322,9 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
                 write_record({"epoch": epoch, "step": step, **scores})
                 if "H" in scores and (best is None or scores["H"] > best["H"]):
                     best = {"epoch": epoch, "step": step, **scores}
-                if best is not None and best["step"] == step and run_dir is not None:
-                    checkpoint.save(run_dir / "best.pt", {"config": identity, **best,
-                                                          "model": checkpoint.trainable_state(model)})
+                    if run_dir is not None:
+                        checkpoint.save(run_dir / "best.pt", {"config": identity, **best,
+                                                              "model": checkpoint.trainable_state(model)})
             procs.barrier()
         if epoch_done or (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0):
             save_checkpoint(step + 1)

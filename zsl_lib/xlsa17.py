@@ -102,19 +102,20 @@ def read_index(split_folder: Path, dataset: str) -> dict:
         raise ValueError(f"labels of the image list run from {labels.min()} to {labels.max()}, but "
                          f"att_splits.mat has {n_classes} classes: the two files are of different datasets")
     names = list(splits["names"])
-    for key in ("train", "val"):        # xlsa17's image-level lists: reported, never used
-        if key in splits:
-            leak = int(np.isin(splits[key], splits["test_seen"]).sum())
-            if leak:
-                warnings.warn(f"{dataset}: {leak} of the {len(splits[key])} images of xlsa17's {key}_loc are also in "
-                              "test_seen_loc; a validation split built on them leaks test images. zsl_lib uses "
-                              "the class-level trainclasses1 / valclasses1 split instead")
+    # xlsa17's image-level train / val lists (SUN, AWA2): counted and reported, never used
+    leaks = {key: int(np.isin(splits[key], splits["test_seen"]).sum()) for key in ("train", "val") if key in splits}
+    for key, leak in leaks.items():
+        if leak:
+            warnings.warn(f"{dataset}: {leak} of the {len(splits[key])} images of xlsa17's {key}_loc are also in "
+                          "test_seen_loc; a validation split built on them leaks test images. zsl_lib uses "
+                          "the class-level trainclasses1 / valclasses1 split instead")
     return {
         "dataset": dataset, "files": files, "labels": labels.tolist(),
         "class_names": names, "class_attributes": splits["att"].T.tolist(),          # (C, A)
         "splits": {k: splits[k].tolist() for k in ("trainval", "test_seen", "test_unseen")},
         "trainclasses1": class_list(split_folder, "trainclasses1.txt", names),
         "valclasses1": class_list(split_folder, "valclasses1.txt", names),
+        "xlsa17_loc_in_test_seen": leaks,
     }
 
 
@@ -124,7 +125,7 @@ def split_statistics(folder: str | Path, dataset: str | None = None) -> dict:
     folder = Path(folder)
     dataset = dataset or folder.name
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")           # the leak is counted below instead
+        warnings.simplefilter("ignore")           # the leak is counted in the statistics instead
         index = read_index(folder, dataset)
     labels = np.asarray(index["labels"])
     sp = {k: np.asarray(v) for k, v in index["splits"].items()}
@@ -137,12 +138,9 @@ def split_statistics(folder: str | Path, dataset: str | None = None) -> dict:
              "images_per_class_min": int(per_class.min()), "images_per_class_max": int(per_class.max()),
              "seen_unseen_disjoint": bool(not set(seen) & set(unseen)),
              "trainclasses1": len(index["trainclasses1"]), "valclasses1": len(index["valclasses1"]),
-             **{f"{k}_images": len(v) for k, v in val.items()}}
-    # xlsa17's own train/val lists (SUN, AWA2) overlap test_seen: a validation split built on them leaks.
-    att = read_att_splits(folder / "att_splits.mat")
-    for key in ("train", "val"):
-        if key in att:
-            stats[f"{key}_loc_in_test_seen"] = int(np.isin(att[key], att["test_seen"]).sum())
+             **{f"{k}_images": len(v) for k, v in val.items()},
+             # xlsa17's own train/val lists (SUN, AWA2) overlap test_seen: a validation split on them leaks
+             **{f"{k}_loc_in_test_seen": n for k, n in index["xlsa17_loc_in_test_seen"].items()}}
     return stats
 
 
