@@ -10,7 +10,8 @@ from zsl_lib.backbones import batch_to_input
 from zsl_lib.train import TrainConfig, train
 from zsl_lib.vspcn import preset, table2_row
 from zsl_lib.vspcn.experiment import build as build_vspcn
-from zsl_lib.vspcn.experiment import load_trained, save_state
+from zsl_lib.experiment import save_state
+from zsl_lib.vspcn.experiment import load_trained
 
 
 def build(world):
@@ -92,7 +93,7 @@ def test_named_calibrations(smoke_world):
 
 
 def test_validation_run_matches_the_final_runs_epochs(smoke_world):
-    from zsl_lib.vspcn.experiment import validation_schedule
+    from zsl_lib.experiment import validation_schedule
     cfg = TrainConfig(steps=300, batch_size=32)
     val = validation_schedule(smoke_world, cfg)
     sp = smoke_world.splits

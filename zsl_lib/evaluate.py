@@ -9,7 +9,9 @@ and AUSUC; `choose_gamma` picks gamma on the validation protocol (`val_seen` +
 A calibration is a score transform plus a form of `metrics.calibrate`:
 - "eq19": the paper's Eq. (19), a softmax over all classes, then + gamma on unseen ones;
 - "zscore_stacking": each image's scores z-scored over its candidate classes, then
-  - gamma on seen ones (calibrated stacking; what the foundation's baseline uses).
+  - gamma on seen ones (calibrated stacking; what the foundation's baseline uses);
+- "stacking": - gamma on the raw seen scores (Mg-MRN's code; its scores are sums of
+  scaled cosines, which do not depend on the number of candidate classes).
 The validation protocol has 75 candidate classes and the test 100, so gamma must mean
 the same thing on both: a softmax probability does not (it shrinks with the number of
 classes), a z-score roughly does.
@@ -24,7 +26,8 @@ from .backbones import to_input
 from .runtime import resolve_device
 from .splits import SplitProtocol
 
-CALIBRATIONS = {"eq19": (False, "softmax_add_unseen"), "zscore_stacking": (True, "subtract_seen")}
+CALIBRATIONS = {"eq19": (False, "softmax_add_unseen"), "zscore_stacking": (True, "subtract_seen"),
+                "stacking": (False, "subtract_seen")}
 
 
 @torch.no_grad()

@@ -1,0 +1,141 @@
+"""A model trained and scored on ToyBirds under the leakage-free protocol, with provenance.
+
+The protocol is the same for every model family (VSPCN, Mg-MRN):
+
+1. Validation run: a model whose seen classes are `trainclasses1`, trained on `train`
+   for as many epochs as the final run will make (so fewer steps: `train` is smaller
+   than `trainval`); gamma is chosen on `val_seen` + `val_unseen`, once for each
+   calibration of `zsl_lib.evaluate.CALIBRATIONS`.
+2. Final run: a fresh model with all seen classes, trained on `trainval` for the same
+   schedule, evaluated once on the test splits at those gammas. Its trained parameters
+   are stored beside the result (`--out` with the suffix `.pt`) for the chapters' figures.
+
+The headline numbers use "zscore_stacking", the calibration of the foundation's ESZSL
+baseline, so all are compared under one rule; the family's own calibration (VSPCN's Eq. 19,
+"eq19"; Mg-MRN's calibrated stacking, "stacking") is reported next to them with its name as
+prefix (`eq19_H`, `stacking_H`, ...).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import checkpoint, evaluate, provenance
+from .backbones import sha256_file
+from .runtime import atomic_open
+from .toyworld.dataset import ToyBirds, ToyBirdsConfig, load_toybirds
+from .train import TrainConfig, train
+
+HEADLINE, PAPER = "zscore_stacking", "eq19"      # PAPER: VSPCN's Eq. (19)
+SHARED = ("T1", "U_uncal", "S_uncal", "H_uncal", "_curve")   # the same under every calibration
+
+
+def validation_schedule(world: ToyBirds, train_cfg: TrainConfig) -> TrainConfig:
+    """The validation run's schedule: the final run's epochs on the smaller `train` split.
+
+    With equal steps the validation model would see each image about 1.6 times as often
+    as the final model, fit its seen classes harder, and so prefer a larger gamma than
+    the final model needs. Step milestones shrink in the same ratio."""
+    ratio = len(world.splits["train"]) / len(world.splits["trainval"])
+    return replace(train_cfg, steps=max(1, round(train_cfg.steps * ratio)),
+                   milestones=tuple(round(m * ratio) for m in train_cfg.milestones))
+
+
+def run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Module], train_cfg: TrainConfig,
+        log=print, own_calibration: str = PAPER) -> dict:
+    """Both runs of the protocol, `build(seen_classes)` making each fresh model; returns the test
+    report (fractions) and the choices made: the headline calibration's keys plain, those of
+    `own_calibration` with its name as prefix."""
+    sp = world.splits
+    start = time.time()
+    val_model = build(world.trainclasses1)
+    train(val_model, world.images[sp["train"]], world.labels[sp["train"]], validation_schedule(world, train_cfg),
+          log=log)
+    chosen = {name: evaluate.choose_gamma(val_model, world, name, train_cfg.device)
+              for name in (HEADLINE, own_calibration)}
+    for name, result in chosen.items():
+        log(f"validation ({name}): H {100 * result.H:.1f} at gamma {result.gamma:.4f} ({time.time() - start:.0f} s)")
+    model = build(world.seen_classes)
+    history = train(model, world.images[sp["trainval"]], world.labels[sp["trainval"]], train_cfg, log=log)
+    report = {}
+    for name, prefix in ((HEADLINE, ""), (own_calibration, own_calibration + "_")):
+        test = evaluate.evaluate(model, world, chosen[name].gamma, name, train_cfg.device)
+        test["H_val"] = chosen[name].H
+        report |= {prefix + k: v for k, v in test.items() if not (prefix and k in SHARED)}
+    report.update(chance_T1=1.0 / len(world.unseen_classes),
+                  loss_first=float(np.mean([h["total"] for h in history[:10]])),
+                  loss_last=float(np.mean([h["total"] for h in history[-10:]])),
+                  _model=model, _history=history)
+    return report
+
+
+def quick_run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Module], train_cfg: TrainConfig, log=print):
+    """A model trained on `trainval` and scored on the test splits without any gamma.
+
+    T1 and AUSUC need no calibration, so short runs of the chapters compare on them
+    honestly without a validation run. Returns (model, loss history, {T1, AUSUC} in %)."""
+    model = build(world.seen_classes)
+    tv = world.splits["trainval"]
+    history = train(model, world.images[tv], world.labels[tv], train_cfg, log=log)
+    report = evaluate.evaluate(model, world, 0.0, HEADLINE, train_cfg.device)
+    return model, history, {k: 100 * report[k] for k in ("T1", "AUSUC")}
+
+
+def save_state(model: torch.nn.Module, path: Path) -> str:
+    """Write the trained parameters atomically; returns their sha256."""
+    with atomic_open(path, "wb") as f:
+        torch.save(checkpoint.trainable_state(model), f)
+    return sha256_file(path)
+
+
+def load_state(model: torch.nn.Module, record: dict, state_path: Path) -> torch.nn.Module:
+    """Load a stored run's trained parameters (checked against the record's sha256) into `model`."""
+    if sha256_file(state_path) != record["state_sha256"]:
+        raise RuntimeError(f"{state_path} does not match the sha256 in its result file; re-run the command "
+                           "in the result file's docstring to regenerate both")
+    checkpoint.load_trainable_state(model, torch.load(state_path, weights_only=True), str(state_path))
+    return model.eval()
+
+
+def main(family: str, preset, build, default_preset: str, recipe: dict, own_calibration: str, argv=None) -> None:
+    """The command line of `python -m zsl_lib.<family>.experiment`: one protocol run, written with
+    provenance to `--out` (JSON) and its trained parameters beside it (`.pt`).
+
+    `preset(name)` gives the model configuration, `build(world, cfg, seen, seed)` the model,
+    `recipe` the TrainConfig fields of the family's optimisation (the command line overrides
+    steps, batch size and learning rate), `own_calibration` the family's calibration."""
+    parser = argparse.ArgumentParser(prog=f"python -m zsl_lib.{family}.experiment",
+                                     description=f"A {family} run on ToyBirds under the leakage-free protocol.")
+    parser.add_argument("--mode", choices=["smoke", "book"], default="book")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--preset", default=default_preset)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=recipe.get("batch_size", 64))
+    parser.add_argument("--lr", type=float, default=recipe.get("lr", 1e-3))
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    sha, start = provenance.git_sha(), time.time()
+    world_cfg = ToyBirdsConfig.for_mode(args.mode, seed=args.seed)
+    world = load_toybirds(world_cfg)
+    cfg = preset(args.preset)
+    train_cfg = TrainConfig(**(recipe | dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                                                     seed=args.seed)))
+    report = run(world, lambda seen: build(world, cfg, seen, args.seed), train_cfg, own_calibration=own_calibration)
+    state_sha = save_state(report["_model"], args.out.with_suffix(".pt"))
+    metrics = {k: (round(v, 5) if k.endswith("gamma") or k.startswith("loss") else round(100 * v, 2))
+               for k, v in report.items() if not k.startswith("_")}
+    metrics["loss_curve"] = [round(float(np.mean([h["total"] for h in report["_history"][i:i + 25]])), 4)
+                             for i in range(0, len(report["_history"]), 25)]
+    config = {"mode": args.mode, "preset": args.preset, "model": asdict(cfg), "train": asdict(train_cfg),
+              "validation_steps": validation_schedule(world, train_cfg).steps, "world": asdict(world_cfg),
+              "calibration": {"headline": HEADLINE, own_calibration + "_": own_calibration}}
+    record = provenance.run_record(f"{family}_{args.mode}", config, [args.seed], metrics, time.time() - start, sha)
+    record["state_sha256"] = state_sha
+    provenance.save_json(args.out, record)
+    print(metrics)
