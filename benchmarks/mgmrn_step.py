@@ -28,7 +28,7 @@ def make(backbone: str, preset_name: str):
     size, batch = SETTINGS[backbone]
     net = load_or_pretrain("toy_resnet_64") if backbone == "toy" else \
         timm.create_model("resnet101", pretrained=False, num_classes=0)
-    cfg = preset(preset_name, decoder_hidden=128 if backbone == "toy" else 1024)
+    cfg = preset(preset_name)
     model = MgMRN(net, torch.randn(312, 300), torch.rand(200, 312), torch.arange(150), cfg).train()
     x, labels = torch.randn(batch, 3, size, size), torch.arange(batch) % 150
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)

@@ -207,15 +207,19 @@ def read_index_from(folder, split):
     return read_index(copy, "CUB")
 
 
-def test_the_cli_trains_and_evaluates_on_a_prepared_benchmark(tmp_path):
+@pytest.mark.parametrize("config, model_sets", [
+    ("vspcn_cub", ["backbone=vit_tiny_patch16_224"]),
+    ("mgmrn_cub", ["backbone=resnet18", "train.ways=2", "train.shots=2"]),   # 448 px, episodes of 2 x 2
+])
+def test_the_cli_trains_and_evaluates_on_a_prepared_benchmark(tmp_path, config, model_sets):
     root = mini_cub(tmp_path / "data")
     env = {**os.environ, "ZSL_CACHE": str(tmp_path / "cache")}
     run = lambda *args: subprocess.run([sys.executable, "-m", "zsl_lib", *args], cwd=ROOT, capture_output=True,
                                        text=True, timeout=600, env=env)
     assert run("data", "prepare", "CUB", "--root", str(root)).returncode == 0
-    sets = [f"data.root={root}", "backbone=vit_tiny_patch16_224", "pretrained=false", "protocol=final", "gamma=0.3",
-            "train.steps=2", "train.batch_size=4", "train.log_every=1"]
-    done = run("train", "--config", str(ROOT / "configs" / "vspcn_cub.yaml"), "--run-dir", str(tmp_path / "run"),
+    sets = [f"data.root={root}", "pretrained=false", "protocol=final", "gamma=0.3",
+            "train.steps=2", "train.batch_size=4", "train.log_every=1", *model_sets]
+    done = run("train", "--config", str(ROOT / "configs" / f"{config}.yaml"), "--run-dir", str(tmp_path / "run"),
                *sum((["--set", s] for s in sets), []))
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((tmp_path / "run" / "result.json").read_text())

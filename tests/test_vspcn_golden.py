@@ -3,13 +3,12 @@
 Any change to the model's arithmetic shows up here. After an intended change, rewrite
 the file with `ZSL_UPDATE_GOLDEN=1 pytest tests/test_vspcn_golden.py` and say why in the commit.
 """
-import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 import timm
 import torch
+from conftest import assert_matches_golden
 
 import zsl_lib  # noqa: F401  registers the toy models
 from zsl_lib.vspcn import VSPCN, preset
@@ -33,12 +32,4 @@ def outputs(preset_name: str) -> dict[str, np.ndarray]:
 
 
 def test_outputs_match_the_golden_file():
-    got = {**outputs("paper_default"), **outputs("code_exact")}
-    if os.environ.get("ZSL_UPDATE_GOLDEN"):
-        GOLDEN.parent.mkdir(exist_ok=True)
-        np.savez(GOLDEN, **got)
-        pytest.skip("golden file rewritten")
-    ref = np.load(GOLDEN)
-    assert set(ref.files) == set(got)
-    for key in ref.files:
-        np.testing.assert_allclose(got[key], ref[key], rtol=1e-4, atol=1e-5, err_msg=key)
+    assert_matches_golden(GOLDEN, {**outputs("paper_default"), **outputs("code_exact")})

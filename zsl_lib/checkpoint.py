@@ -1,7 +1,8 @@
 """Checkpoints: what training changed, written atomically, read back with clear errors.
 
-A model's *trainable state* is its parameters with `requires_grad` (for VSPCN a few MB,
-not the frozen backbone's 300 MB). A training checkpoint adds the optimiser, scheduler,
+A model's *trainable state* is its parameters with `requires_grad` and its batch-norm
+running statistics (for VSPCN a few MB, not the frozen backbone's 300 MB; for Mg-MRN, which
+fine-tunes its CNN, the whole network). A training checkpoint adds the optimiser, scheduler,
 gradient scaler, RNG states, the sampler's position and the history so far, so that a
 resumed run continues exactly where the interrupted one stopped.
 """
@@ -18,24 +19,34 @@ from .runtime import atomic_open
 FORMAT = "zsl_lib.checkpoint/1"
 
 
+def changing_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """What training changes: the parameters with `requires_grad`, and the running statistics of
+    batch-norm layers (they move in train mode even when the layer's weights are frozen)."""
+    tensors = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    for prefix, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+            tensors |= {f"{prefix}.{name}": b for name, b in module.named_buffers(recurse=False)}
+    return tensors
+
+
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The parameters training changes, detached on the CPU."""
-    return {name: p.detach().cpu().clone() for name, p in model.named_parameters() if p.requires_grad}
+    """`changing_tensors` detached on the CPU."""
+    return {name: t.detach().cpu().clone() for name, t in changing_tensors(model).items()}
 
 
 def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor], source: str = "state") -> None:
     """Load a `trainable_state` of a model with the same configuration and sizes."""
-    own = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    own = changing_tensors(model)
     missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     if missing or extra:
         raise ValueError(f"{source} does not fit this model (missing {missing[:3]}, unexpected {extra[:3]}): "
                          "build the model with the configuration recorded beside it")
-    for name, p in own.items():
-        if state[name].shape != p.shape:
+    for name, t in own.items():
+        if state[name].shape != t.shape:
             raise ValueError(f"{source}: {name} has shape {tuple(state[name].shape)}, the model "
-                             f"{tuple(p.shape)}: build the model for the same world and backbone")
+                             f"{tuple(t.shape)}: build the model for the same world and backbone")
         with torch.no_grad():
-            p.copy_(state[name])
+            t.copy_(state[name])
 
 
 def save(path: str | os.PathLike, payload: dict) -> None:

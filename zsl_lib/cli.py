@@ -39,22 +39,26 @@ def load_world(cfg: runconfig.RunConfig):
 
 
 def build_model(cfg: runconfig.RunConfig, world):
-    """The configured model with the seen classes of its protocol."""
-    from .vspcn import VSPCN, LossWeights, preset
-    from .vspcn.experiment import build
+    """The configured model with the seen classes of its protocol: the toy backbone of its family
+    on ToyBirds, else the timm backbone `cfg.backbone` with the benchmark's per-dataset values."""
+    from . import mgmrn, vspcn
+    from .mgmrn.experiment import build as build_toy_mgmrn
+    from .vspcn.experiment import build as build_toy_vspcn
     seen = world.trainclasses1 if cfg.protocol == "validation" else world.seen_classes
     options = dict(cfg.model_options)
-    if "losses" in options:                                   # e.g. model_options={losses: {mu_ed: 0}}
-        options["losses"] = LossWeights(**options["losses"])
-    model_cfg = preset(cfg.preset, **options)
+    if cfg.model == "vspcn" and "losses" in options:          # e.g. model_options={losses: {mu_ed: 0}}
+        options["losses"] = vspcn.LossWeights(**options["losses"])
+    family, model_class, build_toy = {"vspcn": (vspcn, vspcn.VSPCN, build_toy_vspcn),
+                                      "mgmrn": (mgmrn, mgmrn.MgMRN, build_toy_mgmrn)}[cfg.model]
+    model_cfg = family.preset(cfg.preset)
     if cfg.data.dataset == "toybirds":
-        return build(world, model_cfg, seen, cfg.train.seed)
+        return build_toy(world, replace(model_cfg, **options), seen, cfg.train.seed)
+    model_cfg = replace(model_cfg.for_dataset(cfg.data.dataset), **options)   # the user's options win
     word_vectors = attribute_vectors(cfg.data.word_vectors, world)
     att = world.class_attributes / np.linalg.norm(world.class_attributes, axis=1, keepdims=True)
     backbone = timm.create_model(cfg.backbone, pretrained=cfg.pretrained, num_classes=0)
     torch.manual_seed(cfg.train.seed)
-    return VSPCN(backbone, torch.tensor(word_vectors), torch.tensor(att), torch.tensor(seen),
-                 model_cfg.for_dataset(cfg.data.dataset))
+    return model_class(backbone, torch.tensor(word_vectors), torch.tensor(att), torch.tensor(seen), model_cfg)
 
 
 def attribute_vectors(source: str | None, world) -> np.ndarray:
@@ -102,7 +106,7 @@ def command_train(args) -> None:
     if not args.resume and procs.main:
         with atomic_open(run_dir / "config.json") as f:
             json.dump(cfg.to_dict(), f, indent=1)
-    elif args.resume and json.loads((run_dir / "config.json").read_text()) != cfg.to_dict():
+    elif args.resume and json.loads((run_dir / "config.json").read_text()) != json.loads(json.dumps(cfg.to_dict())):
         raise ValueError(f"--resume: {run_dir / 'config.json'} differs from this configuration; "
                          "resume with the original --config and --set values")
     on_epoch_end = validation_scores(cfg, world) if cfg.protocol == "validation" else None

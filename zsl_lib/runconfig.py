@@ -1,14 +1,16 @@
 """A training run's whole configuration: one YAML file, `--set key=value` overrides, checked.
 
-    model: vspcn                  # the model family
-    preset: paper_default         # a preset of that family
+    model: vspcn                  # the model family: vspcn | mgmrn
+    preset: paper_default         # a preset of that family (vspcn: paper_default | code_exact;
+                                  #   mgmrn: paper | official_code)
     model_options: {adapter: false, losses: {mu_ed: 0.0}}   # fields of the preset's config to change
     protocol: validation          # "validation": train on `train`, evaluate on the validation
                                   #   classes each epoch, keep the best epoch by H;
                                   # "final": train on `trainval`, evaluate on the test splits once
     calibration: zscore_stacking  # a name of zsl_lib.evaluate.CALIBRATIONS
     gamma: null                   # final protocol: the gamma the validation run chose
-    backbone: vit_base_patch16_224.orig_in21k_ft_in1k   # real benchmarks; ToyBirds uses the toy ViT
+    backbone: vit_base_patch16_224.orig_in21k_ft_in1k   # real benchmarks (timm name); ToyBirds uses the
+                                  #   toy ViT (vspcn) or the toy ResNet (mgmrn)
     pretrained: true
     data: {dataset: toybirds, size: book, seed: 0, root: null, word_vectors: null}
     train: {steps: 1200, batch_size: 64, ...}   # fields of zsl_lib.train.TrainConfig
@@ -25,10 +27,11 @@ from typing import Any
 import yaml
 
 from .evaluate import CALIBRATIONS
-from .train import PRECISIONS, SCHEDULES, TrainConfig
-from .vspcn.config import PRESETS, LossWeights, VSPCNConfig
+from .mgmrn.config import PRESETS as MGMRN_PRESETS, MgMRNConfig
+from .train import OPTIMIZERS, PRECISIONS, SAMPLERS, SCHEDULES, TrainConfig
+from .vspcn.config import PRESETS as VSPCN_PRESETS, LossWeights, VSPCNConfig
 
-MODELS = {"vspcn": (PRESETS, VSPCNConfig)}
+MODELS = {"vspcn": (VSPCN_PRESETS, VSPCNConfig), "mgmrn": (MGMRN_PRESETS, MgMRNConfig)}
 PROTOCOLS = ("validation", "final")
 DATASETS = ("toybirds", "CUB", "SUN", "AWA2")
 TOYBIRDS_SIZES = ("smoke", "book")
@@ -62,7 +65,7 @@ class RunConfig:
         presets, config_class = MODELS[self.model]
         _choice("preset", self.preset, presets)
         _known(f"model_options (fields of {config_class.__name__})", self.model_options, config_class)
-        if isinstance(self.model_options.get("losses"), dict):
+        if self.model == "vspcn" and isinstance(self.model_options.get("losses"), dict):
             _known("model_options.losses (fields of LossWeights)", self.model_options["losses"], LossWeights)
         _choice("protocol", self.protocol, PROTOCOLS)
         _choice("calibration", self.calibration, CALIBRATIONS)
@@ -74,6 +77,11 @@ class RunConfig:
                              f"`python -m zsl_lib data prepare {self.data.dataset} --root DIR`")
         _choice("train.precision", self.train.precision, PRECISIONS)
         _choice("train.schedule", self.train.schedule, SCHEDULES)
+        _choice("train.optimizer", self.train.optimizer, OPTIMIZERS)
+        _choice("train.sampler", self.train.sampler, SAMPLERS)
+        if self.train.sampler == "episodes" and self.train.ways * self.train.shots != self.train.batch_size:
+            raise ValueError(f"train.sampler = 'episodes': train.batch_size {self.train.batch_size} must equal "
+                             f"train.ways x train.shots = {self.train.ways} x {self.train.shots}")
         for key in ("steps", "batch_size", "grad_accum", "log_every"):
             if getattr(self.train, key) < 1:
                 raise ValueError(f"train.{key} = {getattr(self.train, key)}: must be a positive integer")

@@ -34,9 +34,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def warmup(step: int, warmup_steps: int) -> float:
+    """Learning-rate factor of a linear warm-up over `warmup_steps` (0: none)."""
+    return min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+
+
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
     """Learning-rate factor: linear warm-up over `warmup_steps`, cosine decay to 0 at `total_steps`."""
-    return min(1.0, (step + 1) / warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    return warmup(step, warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
 
 @contextlib.contextmanager

@@ -32,10 +32,12 @@ from tqdm.auto import tqdm
 from . import checkpoint, metrics
 from .backbones import to_input
 from .distributed import setup
-from .runtime import resolve_device, seed_everything, warmup_cosine
+from .runtime import resolve_device, seed_everything, warmup, warmup_cosine
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "constant", "multistep")
+OPTIMIZERS = ("adam", "sgd")
+SAMPLERS = ("epoch", "episodes")
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,17 @@ class TrainConfig:
     steps: int = 300
     batch_size: int = 32           # the global batch: split over processes, then over accumulation steps
     lr: float = 1e-3
-    weight_decay: float = 1e-4
-    warmup_steps: int = 10
-    schedule: str = "cosine"       # after warm-up: "cosine" decay to 0, or "constant" (the VSPCN spec's choice)
-    grad_clip: float = 1.0
+    weight_decay: float = 1e-4     # L2-style, added to the gradient (as both papers' code)
+    optimizer: str = "adam"        # "adam" (VSPCN) or "sgd" with `momentum` (Mg-MRN)
+    momentum: float = 0.9
+    warmup_steps: int = 10         # linear warm-up; 0: none
+    schedule: str = "cosine"       # after warm-up: "cosine" decay to 0, "constant" (the VSPCN spec's choice), or
+    milestones: tuple = ()         #   "multistep": lr x `decay` at each of these steps (Mg-MRN's StepLR)
+    decay: float = 0.1
+    grad_clip: float = 1.0         # max gradient norm; 0: no clipping
+    sampler: str = "epoch"         # "epoch": shuffled passes over the images; "episodes": `ways` classes x
+    ways: int = 16                 #   `shots` images a batch (Mg-MRN's code; batch_size = ways * shots)
+    shots: int = 2
     seed: int = 0
     device: str = "auto"
     log_every: int = 25
@@ -57,6 +66,9 @@ class TrainConfig:
     checkpoint_every: int = 0      # steps between checkpoints in run_dir; 0: at epoch ends only
     progress: bool = False         # a tqdm bar (notebook-aware) instead of log lines
     workers: int = 0               # threads reading (e.g. decoding JPEGs) batches ahead of the step; 0: in the loop
+
+    def __post_init__(self):           # a YAML list of milestones becomes the tuple a default would be
+        object.__setattr__(self, "milestones", tuple(self.milestones))
 
 
 # Fields a resumed run may change: they do not change what is computed.
@@ -105,6 +117,73 @@ class EpochSampler:
         self.order, self.cursor, self.epoch = state["order"].numpy(), state["cursor"], state["epoch"]
 
 
+class EpisodeSampler:
+    """Batches of `ways` classes x `shots` images, the Mg-MRN code's sampler (spec section 5.4).
+
+    Each batch draws its classes without replacement, then each class's images without
+    replacement; batches are independent. An epoch is `len(labels) // (ways * shots)`
+    batches, so validation and checkpoints come as often as with `EpochSampler`.
+    """
+
+    def __init__(self, labels: np.ndarray, ways: int, shots: int, seed: int):
+        classes, inverse = np.unique(labels, return_inverse=True)
+        self.members = [np.flatnonzero(inverse == k) for k in range(len(classes))]
+        if ways > len(classes):
+            raise ValueError(f"ways = {ways} but the training images hold only {len(classes)} classes; lower ways")
+        fewest = min(len(m) for m in self.members)
+        if shots > fewest:
+            raise ValueError(f"shots = {shots} but a training class has only {fewest} images; lower shots")
+        self.ways, self.shots = ways, shots
+        self.batches_per_epoch = max(1, len(labels) // (ways * shots))
+        self.rng = np.random.default_rng(seed)
+        self.cursor, self.epoch = 0, 0
+
+    def next_batch(self) -> tuple[np.ndarray, bool]:
+        """The next batch (sorted indices) and whether it completes an epoch."""
+        classes = self.rng.choice(len(self.members), self.ways, replace=False)
+        batch = np.concatenate([self.rng.choice(self.members[k], self.shots, replace=False) for k in classes])
+        self.cursor += 1
+        epoch_done = self.cursor == self.batches_per_epoch
+        if epoch_done:
+            self.cursor, self.epoch = 0, self.epoch + 1
+        return np.sort(batch), epoch_done
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "cursor": self.cursor, "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.cursor, self.epoch = state["cursor"], state["epoch"]
+
+
+def make_sampler(cfg: "TrainConfig", labels: np.ndarray) -> EpochSampler | EpisodeSampler:
+    if cfg.sampler not in SAMPLERS:
+        raise ValueError(f"sampler {cfg.sampler!r} is not one of {SAMPLERS}")
+    if cfg.sampler == "epoch":
+        return EpochSampler(len(labels), cfg.batch_size, cfg.seed)
+    if cfg.ways * cfg.shots != cfg.batch_size:
+        raise ValueError(f"sampler 'episodes': batch_size {cfg.batch_size} must equal ways x shots "
+                         f"= {cfg.ways} x {cfg.shots}; change one of them")
+    return EpisodeSampler(labels, cfg.ways, cfg.shots, cfg.seed)
+
+
+def lr_factor(cfg: "TrainConfig", step: int) -> float:
+    """The learning rate of `step` (from 0) as a fraction of `cfg.lr`."""
+    if cfg.schedule == "cosine":
+        return warmup_cosine(step, cfg.warmup_steps, cfg.steps)
+    if cfg.schedule == "multistep":
+        return warmup(step, cfg.warmup_steps) * cfg.decay ** sum(step >= m for m in cfg.milestones)
+    return warmup(step, cfg.warmup_steps)
+
+
+def make_optimizer(cfg: "TrainConfig", params) -> torch.optim.Optimizer:
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer {cfg.optimizer!r} is not one of {OPTIMIZERS}")
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 class BatchReader:
     """The sampler's batches as uint8 pixels, read `workers` batches ahead in threads.
 
@@ -115,7 +194,7 @@ class BatchReader:
     while batches are in flight still resumes exactly.
     """
 
-    def __init__(self, images, sampler: EpochSampler, workers: int = 0, pin: bool = False, part=(0, 1)):
+    def __init__(self, images, sampler: EpochSampler | EpisodeSampler, workers: int = 0, pin: bool = False, part=(0, 1)):
         self.images, self.sampler, self.pin, self.part = images, sampler, pin, part
         self.pool = ThreadPoolExecutor(workers) if workers else None
         self.depth = workers + 1 if workers else 1        # batches requested: the current one and `workers` ahead
@@ -183,14 +262,24 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
+    """Stop with the step and the loss term(s) that are NaN or infinite."""
+    bad = [k for k, v in terms.items() if not torch.isfinite(v)]
+    if bad:
+        raise FloatingPointError(f"step {step}: loss term(s) {bad} are not finite "
+                                 f"({ {k: terms[k].item() for k in bad} }); lower the learning rate")
+
+
 def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, log=print,
           run_dir: str | Path | None = None, resume: bool = False,
           on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None,
           transform: Callable[[torch.Tensor], torch.Tensor] | None = None, normalize=to_input) -> list[dict]:
     """Train on uint8 images (N, H, W, 3) with class ids `labels` (N,); returns the loss history.
 
-    Adam (L2-style weight decay, as the papers' code) with linear warm-up and cosine decay,
-    gradient clipping, fp32 on the CPU and bf16 autocast on CUDA. A non-finite loss stops
+    Adam or SGD (L2-style weight decay, as the papers' code) with linear warm-up and a cosine,
+    constant or step schedule, gradient clipping, fp32 on the CPU and bf16 autocast on CUDA.
+    A model with an `own_update(x, labels, optimizer, grad_clip)` method (Mg-MRN's released
+    per-stage steps) makes its backward passes and optimiser steps itself. A non-finite loss stops
     the run with the step and the term that went wrong. `on_epoch_end(model, epoch)` returns
     validation metrics (with "H" the best model is kept); `normalize` turns uint8 pixels into
     the backbone's input (`dataset.normalize`); `transform` augments that batch on the device.
@@ -217,13 +306,16 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
 
     # --- optimiser, schedule, data order ----------------------------------------------
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(cfg, params)
     if cfg.schedule not in SCHEDULES:
         raise ValueError(f"schedule {cfg.schedule!r} is not one of {SCHEDULES}")
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.steps)
-                                              if cfg.schedule == "cosine" else min(1.0, (s + 1) / cfg.warmup_steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s))
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-    sampler = EpochSampler(len(images), cfg.batch_size, cfg.seed)
+    sampler = make_sampler(cfg, labels)
+    own_update = getattr(model, "own_update", None)   # a model that steps the optimiser itself (Mg-MRN's code)
+    if own_update is not None and (procs.world > 1 or cfg.grad_accum > 1 or scaler.is_enabled() or cfg.compile):
+        raise ValueError(f"{type(model).__name__} makes its own optimiser steps ({own_update.__name__}): "
+                         "train it in one process with grad_accum 1, without fp16 and without compile")
     history, records, best, first_step, epoch = [], [], None, 0, 0
 
     # --- resume ------------------------------------------------------------------------
@@ -293,19 +385,20 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
             sync = nullcontext() if last or procs.world == 1 else loss_fn.no_sync()
             with sync:
                 with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                    terms = loss_fn(x, y)
-                bad = [k for k, v in terms.items() if not torch.isfinite(v)]
-                if bad:
-                    raise FloatingPointError(f"step {step}: loss term(s) {bad} are not finite "
-                                             f"({ {k: terms[k].item() for k in bad} }); lower the learning rate")
-                scaler.scale(terms["total"] * len(micro) / len(mine)).backward()
+                    # own_update makes its backward passes and optimiser steps itself (one micro-batch)
+                    terms = loss_fn(x, y) if own_update is None else own_update(x, y, opt, cfg.grad_clip)
+                check_finite(terms, step)
+                if own_update is None:
+                    scaler.scale(terms["total"] * len(micro) / len(mine)).backward()
             for k, v in terms.items():
                 terms_sum[k] = terms_sum.get(k, 0.0) + v.item() * len(micro) / len(mine)
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        scaler.step(opt)
-        scaler.update()
-        opt.zero_grad(set_to_none=True)
+        if own_update is None:
+            scaler.unscale_(opt)
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            opt.zero_grad(set_to_none=True)
         sched.step()
         history.append({k: round(v, 5) for k, v in procs.mean(terms_sum).items()})
         bar.update(1)

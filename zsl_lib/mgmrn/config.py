@@ -30,7 +30,7 @@ class MgMRNConfig:
     # where paper and code differ
     scab_detach_coarse: bool = False    # the code's stop-gradient into the coarse stages
     scab_spatial_channels: int | None = None   # None: C-channel spatial mask (the code); 1: CBAM-style
-    decoder_hidden: int = 1024          # d_k
+    decoder_hidden: int | None = None   # d_k; None: half the backbone's width (the code's 1024 on ResNet-101)
     vsd_scaled: bool = True             # softmax(QK^T / sqrt(d_k)) (paper) or unscaled (code)
     vsd_head: str = "w2v_bilinear"      # Eq. (10) as printed, or the code's "free" read-out
     fix_zero_w2v: bool = True

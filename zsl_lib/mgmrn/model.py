@@ -41,7 +41,7 @@ class MgMRN(nn.Module):
                                     cfg.scab_detach_coarse, cfg.scab_spatial_channels)
             for l in range(cfg.num_levels - 1)) if cfg.mrm != "off" else None
         self.decoders = nn.ModuleList(
-            VisualSemanticDecoder(word_vectors, width, cfg.decoder_hidden, cfg.vsd_scaled, cfg.vsd_head,
+            VisualSemanticDecoder(word_vectors, width, cfg.decoder_hidden or width // 2, cfg.vsd_scaled, cfg.vsd_head,
                                   cfg.fix_zero_w2v) for _ in range(cfg.num_levels))
         self.register_buffer("class_attributes", class_attributes.float())   # (C_all, A)
         self.register_buffer("seen_classes", torch.as_tensor(seen_classes, dtype=torch.long))
@@ -82,21 +82,34 @@ class MgMRN(nn.Module):
         terms["total"] = total
         return terms
 
-    def per_stage_steps(self, x: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer) -> list[float]:
+    @property
+    def own_update(self):
+        """The training loop's hook: the code's per-stage steps under `opt_mode="per_stage_steps"`,
+        otherwise None (the loop makes one step on Eq. 13)."""
+        return self.per_stage_steps if self.cfg.opt_mode == "per_stage_steps" else None
+
+    def per_stage_steps(self, x: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
+                        grad_clip: float = 0.0) -> dict[str, torch.Tensor]:
         """The released code's update (`official_code`): for each stage in turn, a new forward at the
-        current weights, that stage's loss only, zero_grad (to None), backward and an optimiser step.
+        current weights, that stage's loss only, zero_grad (to None), backward and an optimiser step
+        (after clipping to `grad_clip` if > 0; the code does not clip).
 
         This is alternating optimisation, not a step on Eq. (13): stage l's loss is evaluated after
         the updates of stages < l, and with the SCAB's stop-gradient the backbone below stage 1
-        is stepped L times per batch, the last stage once. Returns the L losses, each at its own
-        parameter state (what the code logs, summed)."""
+        is stepped L times per batch, the last stage once. Returns each stage's loss at its own
+        parameter state and their sum as "total" (what the code logs)."""
         weight = self.cfg.lambda_ar if self.cfg.use_ar else 0.0
-        losses = []
+        terms = {}
         for l in range(self.num_levels):
             sce, ar = self.stage_loss(self.forward_features(x)[l], labels)
             loss = sce + weight * ar
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"stage {l + 1} loss is {loss.item()}; lower the learning rate")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_([p for p in self.parameters() if p.grad is not None], grad_clip)
             optimizer.step()
-            losses.append(loss.item())
-        return losses
+            terms[f"stage_{l + 1}"] = loss.detach()
+        terms["total"] = sum(terms.values())
+        return terms
