@@ -1,4 +1,4 @@
-"""Mg-MRN on ToyBirds: the model builder, the chapter's short comparisons, and the protocol run
+"""Mg-MRN on ToyBirds: the model builder, the chapter's short schedule, and the protocol run
 of `zsl_lib.experiment` from the command line:
 
     python -m zsl_lib.mgmrn.experiment --mode book --seed 0 --steps 1000 --out results/mgmrn_book.json
@@ -11,7 +11,6 @@ the smoke world.)
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from ..backbones import load_or_pretrain
 from ..semantics import attribute_word_vectors
 from ..toyworld.dataset import ToyBirds, ToyBirdsConfig, load_toybirds
 from ..train import TrainConfig
-from .config import TABLE3_ROWS, MgMRNConfig, preset, table3_row
+from .config import MgMRNConfig, preset
 from .model import MgMRN
 
 TOY_RECIPE = dict(optimizer="sgd", momentum=0.9, lr=0.03, weight_decay=1e-4, warmup_steps=10, schedule="cosine",
@@ -44,22 +43,6 @@ def short_schedule(mode: str, seed: int = 0, device: str = "auto") -> tuple[ToyB
     world = load_toybirds(ToyBirdsConfig.for_mode("smoke" if mode == "smoke" else "book", seed=seed))
     steps = 60 if mode == "smoke" else 300
     return world, TrainConfig(**TOY_RECIPE, steps=steps, seed=seed, device=str(device), log_every=steps)
-
-
-def compare_rows(world: ToyBirds, rows, train_cfg: TrainConfig, base: str = "paper", log=print) -> dict[int, dict]:
-    """`zsl_lib.experiment.quick_run` of several Table III rows on one schedule, printing each
-    row's T1 and AUSUC: {row: {"model", "history", "T1", "AUSUC", "seconds"}}."""
-    results = {}
-    for row in rows:
-        start = time.time()
-        model, history, scores = experiment.quick_run(
-            world, lambda seen: build(world, table3_row(row, base), seen, train_cfg.seed), train_cfg,
-            log=lambda *_: None)
-        results[row] = dict(model=model, history=history, seconds=time.time() - start, **scores)
-        log(f"row {row} ({TABLE3_ROWS[row][0]}): T1 {scores['T1']:.1f} %, AUSUC {scores['AUSUC']:.2f} "
-            f"({train_cfg.steps} steps, {results[row]['seconds']:.0f} s)")
-    log(f"chance T1: {100 / len(world.unseen_classes):.1f} %")
-    return results
 
 
 def load_trained(record: dict, state_path: Path) -> tuple[MgMRN, ToyBirds]:

@@ -1,0 +1,51 @@
+"""Golden tests: seeded tiny models reproduce stored reference outputs (tests/data/*_golden.npz).
+
+Any change to a model's arithmetic shows up here. After an intended change, rewrite the
+files with `ZSL_UPDATE_GOLDEN=1 pytest tests/test_golden.py` and say why in the commit.
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+import zsl_lib  # noqa: F401  registers the toy models
+from zsl_lib import mgmrn, vspcn
+
+DATA = Path(__file__).parent / "data"
+FAMILIES = {"vspcn": (vspcn.VSPCN, vspcn.preset, "toy_vit_p8_64", ("paper_default", "code_exact")),
+            "mgmrn": (mgmrn.MgMRN, mgmrn.preset, "toy_resnet_64", ("paper", "official_code"))}
+
+
+def outputs(family: str, preset_name: str) -> dict[str, np.ndarray]:
+    """Features, scores and loss terms of a seeded model on a fixed random batch."""
+    model_class, preset, backbone, _ = FAMILIES[family]
+    torch.manual_seed(1234)
+    model = model_class(timm.create_model(backbone, num_classes=0), torch.randn(6, 12), torch.rand(10, 6),
+                        torch.arange(7), preset(preset_name)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        feats = model.forward_features(x)                       # VSPCN: a dict of tokens; Mg-MRN: z per stage
+        scores = model.forward_head(feats)
+        terms = model.training_losses(x, torch.tensor([1, 5]))
+    if isinstance(feats, list):
+        feats = {f"z{l}": z for l, z in enumerate(feats, start=1)}
+    out = {f"{preset_name}/{k}": v.numpy() for k, v in feats.items()}
+    out[f"{preset_name}/scores"] = scores.numpy()
+    out[f"{preset_name}/losses"] = np.array([terms[k].item() for k in sorted(terms)])
+    return out
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_outputs_match_the_golden_file(family):
+    path = DATA / f"{family}_golden.npz"
+    got = {k: v for name in FAMILIES[family][3] for k, v in outputs(family, name).items()}
+    if os.environ.get("ZSL_UPDATE_GOLDEN"):
+        np.savez(path, **got)
+        pytest.skip(f"golden file {path.name} rewritten")
+    ref = np.load(path)
+    assert set(ref.files) == set(got)
+    for key in ref.files:
+        np.testing.assert_allclose(got[key], ref[key], rtol=1e-4, atol=1e-5, err_msg=key)
