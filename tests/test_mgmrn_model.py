@@ -33,7 +33,8 @@ def test_losses_by_hand():
 
 @pytest.mark.parametrize("cfg", [MgMRNConfig(decoder_hidden=64), MgMRNConfig(decoder_hidden=64, num_levels=2),
                                  MgMRNConfig(decoder_hidden=64, mrm="off", rfm_mode="none"),
-                                 MgMRNConfig(decoder_hidden=64, mrm="concat_only", vsd_head="free", vsd_scaled=False)])
+                                 MgMRNConfig(decoder_hidden=64, mrm="concat_only", vsd_head="free", vsd_scaled=False),
+                                 MgMRNConfig(decoder_hidden=64, rfm_mode="part_tokens", num_parts=3)])
 def test_shapes(smoke_world, cfg):
     model = build(smoke_world, cfg)
     x = batch_to_input(smoke_world.images[:3])
@@ -42,7 +43,8 @@ def test_shapes(smoke_world, cfg):
     assert model(x).shape == (3, 100)
     memory = [d.last_attention.shape[-1] for d in model.decoders]        # tokens each decoder attended over
     grid = 4                                                               # the toy ResNet's last stage: 2 x 2
-    assert memory == [2 * grid if cfg.mrm != "off" and l < cfg.num_levels - 1 else grid
+    parts = cfg.num_parts if cfg.rfm_mode == "part_tokens" else 0
+    assert memory == [(2 * grid if cfg.mrm != "off" and l < cfg.num_levels - 1 else grid) + parts
                       for l in range(cfg.num_levels)]
     with pytest.raises(ValueError, match="mrm 'all' is not one of"):
         MgMRNConfig(mrm="all")
@@ -125,9 +127,10 @@ def test_the_codes_three_steps_per_batch_update_the_stages_unevenly(smoke_world)
     assert len(losses) == 3 and abs(sum(losses) - summed_at_start) > 1e-4
 
 
-def test_the_recorder_returns_attribute_maps_and_region_masks(smoke_world):
+@pytest.mark.parametrize("rfm_mode", ["paper_mean", "part_tokens"])
+def test_the_recorder_returns_attribute_maps_and_region_masks(smoke_world, rfm_mode):
     from zsl_lib.mgmrn.recorder import AttentionRecorder
-    model = build(smoke_world, MgMRNConfig(decoder_hidden=64))
+    model = build(smoke_world, MgMRNConfig(decoder_hidden=64, rfm_mode=rfm_mode))
     x = batch_to_input(smoke_world.images[:3])
     with AttentionRecorder(model) as rec:
         with pytest.raises(RuntimeError, match="no forward pass was recorded"):

@@ -54,6 +54,21 @@ def test_the_part_channels_variant_starts_near_the_identity_and_trains_its_proto
     assert a.max() < 0.99
 
 
+def test_the_part_tokens_variant_pools_one_token_per_part_and_trains_its_prototypes():
+    f = features(torch.float64)
+    rfmb = RegionFeatureMining(16, 4, "part_tokens", width=32).double()
+    assert torch.equal(rfmb(f), f)                                  # the grid path is left alone
+    tokens = rfmb.last_region_tokens
+    assert tokens.shape == (2, 4, 32)
+    a = rfmb.last_assignment                                        # t_m by hand: mask-weighted mean of f
+    pooled = (a.unsqueeze(2) * f.unsqueeze(1)).sum((3, 4)) / (a.sum((2, 3)).unsqueeze(-1) + 1e-5)   # (B, M, C_l)
+    torch.testing.assert_close(tokens, rfmb.to_width(pooled))
+    (tokens * torch.randn_like(tokens)).sum().backward()
+    assert rfmb.prototypes.grad.abs().max() > 1e-6 and rfmb.smoothing.grad.abs().max() > 1e-6
+    with pytest.raises(ValueError, match="needs the common width"):
+        RegionFeatureMining(16, 4, "part_tokens")
+
+
 def test_downsampling_shapes_and_errors():
     x = torch.randn(2, 8, 28, 28)
     assert DownsampleToGrid.halvings(28, 7) == 2 and DownsampleToGrid.halvings(7, 7) == 0

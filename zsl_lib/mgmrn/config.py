@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-RFM_MODES = ("paper_mean", "none", "part_channels")
+RFM_MODES = ("paper_mean", "none", "part_tokens", "part_channels")
 MRM_MODES = ("off", "concat_only", "scab")
 HEADS = ("w2v_bilinear", "free")
 OPT_MODES = ("summed", "per_stage_steps")
@@ -22,7 +22,7 @@ OPT_MODES = ("summed", "per_stage_steps")
 class MgMRNConfig:
     # Table III switches
     mgm: bool = True                    # off: one decoder on the raw last stage (rows 1-2)
-    rfm_mode: str = "paper_mean"        # "paper_mean" (Eq. 2, degenerate) | "none" | "part_channels"
+    rfm_mode: str = "paper_mean"        # "paper_mean" (Eq. 2, degenerate) | "none" | ours: "part_tokens", "part_channels"
     mrm: str = "scab"                   # "off" | "concat_only" (w/o SCAB) | "scab"
     use_ar: bool = True
     num_levels: int = 3                 # L: the last L stages of the backbone

@@ -32,7 +32,7 @@ class MgMRN(nn.Module):
         halvings = [round(math.log2(stages[-1]["reduction"] / s["reduction"])) for s in stages]
         groups = math.gcd(32, width)
         self.num_levels = cfg.num_levels
-        self.rfmb = nn.ModuleList(RegionFeatureMining(c, cfg.num_parts, cfg.rfm_mode) for c in channels) \
+        self.rfmb = nn.ModuleList(RegionFeatureMining(c, cfg.num_parts, cfg.rfm_mode, width) for c in channels) \
             if cfg.mgm else None
         self.down = nn.ModuleList(DownsampleToGrid(c, width, h, groups) for c, h in zip(channels, halvings)) \
             if cfg.mgm else None
@@ -55,9 +55,12 @@ class MgMRN(nn.Module):
         memories = []
         for l, g in enumerate(grids):
             if self.scab is not None and l < len(grids) - 1:
-                memories.append(self.scab[l](g, grids[l + 1:]))                # (B, 2HW, C), Eqs. (3)-(7)
+                u = self.scab[l](g, grids[l + 1:])                             # (B, 2HW, C), Eqs. (3)-(7)
             else:
-                memories.append(tokens(g))                                     # (B, HW, C)
+                u = tokens(g)                                                  # (B, HW, C)
+            if self.cfg.rfm_mode == "part_tokens":                             # + the stage's M region tokens
+                u = torch.cat([u, self.rfmb[l].last_region_tokens], dim=1)
+            memories.append(u)
         return [decoder(u) for decoder, u in zip(self.decoders, memories)]
 
     def forward_head(self, z: list[torch.Tensor]) -> torch.Tensor:

@@ -5,7 +5,8 @@
     rec.attribute_maps(stage)     # (B, A, H, W): each attribute's attention over the grid positions
     rec.regions[stage]            # (B, M, H_l, W_l): the RFMB's region masks (Eq. 1)
 
-The decoder of stage l attends over [tokens(g_l), tokens(u_hat_l)] (2HW tokens) for l < L and
+The decoder of stage l attends over [tokens(g_l), tokens(u_hat_l)] (2HW tokens; + M region tokens
+under rfm_mode="part_tokens") for l < L and
 over tokens(g_L) for the last stage; `attribute_maps` returns the part over g_l's own positions,
 the natural candidate for the paper's attention figures (their exact fusion is unreleased).
 """
@@ -50,7 +51,8 @@ class AttentionRecorder:
         attn = self.decoders[stage]
         if attn is None:
             raise RuntimeError("no forward pass was recorded; call the model inside the `with` block")
+        extra = self.model.cfg.num_parts if self.model.rfmb is not None and self.model.cfg.rfm_mode == "part_tokens" else 0
         last = stage == len(self.decoders) - 1 or self.model.scab is None
-        positions = attn.shape[-1] if last else attn.shape[-1] // 2
+        positions = (attn.shape[-1] - extra) // (1 if last else 2)
         side = math.isqrt(positions)
         return attn[..., :positions].reshape(*attn.shape[:2], side, side)

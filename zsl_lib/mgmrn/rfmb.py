@@ -13,10 +13,17 @@ prototypes never receive a gradient, and the GroupNorm in D_l removes the 1/M as
 
 - "paper_mean": Eq. (2) as printed (and as released), degenerate; kept for fidelity;
 - "none": g_hat = f, the "w/o RFMB" ablation; the same function up to GroupNorm's epsilon;
-- "part_channels": the spec's non-degenerate variant R2 (not in the paper or the code; label
-  results "Mg-MRN + non-degenerate RFM"): g_hat = sum_m a_m * (P_m f), one 1x1 map P_m per
-  part, initialised to the identity plus small noise, with assignments on L2-normalised
-  features so the softmax does not saturate.
+- "part_tokens": the spec's non-degenerate variant R1 (not in the paper or the code; label
+  results "Mg-MRN + non-degenerate RFM"): the grid path is left as "none" (g_hat = f) and
+  each part is pooled into a region token, t_m = sum_ij a_m f / (sum_ij a_m + 1e-5), mapped
+  to the common width, tau_m = LN(P t_m) (`region_tokens`, (B, M, C)); the model appends
+  the M tokens to the stage's decoder memory;
+- "part_channels": the spec's non-degenerate variant R2 (label results the same way):
+  g_hat = sum_m a_m * (P_m f), one 1x1 map P_m per part, initialised to the identity plus
+  small noise.
+
+Both variants compute the assignments on L2-normalised features, so the softmax does not
+saturate (squared distances of raw ResNet features run into the thousands).
 """
 from __future__ import annotations
 
@@ -34,12 +41,12 @@ class RegionFeatureMining(nn.Module):
     """RFMB of one stage: (B, C_l, H_l, W_l) -> (B, C_l, H_l, W_l); the masks are kept in
     `last_assignment` (B, M, H_l, W_l) for inspection."""
 
-    def __init__(self, channels: int, num_parts: int = 5, mode: str = "paper_mean"):
+    def __init__(self, channels: int, num_parts: int = 5, mode: str = "paper_mean", width: int | None = None):
         super().__init__()
         if mode not in RFM_MODES:
             raise ValueError(f"rfm_mode {mode!r} is not one of {RFM_MODES}")
         self.mode, self.num_parts = mode, num_parts
-        self.last_assignment = None
+        self.last_assignment = self.last_region_tokens = None
         if mode == "none":                                                  # no parameters to carry
             return
         prototypes = torch.empty(num_parts, channels)
@@ -49,11 +56,15 @@ class RegionFeatureMining(nn.Module):
         if mode == "part_channels":
             eye = torch.eye(channels).expand(num_parts, channels, channels)
             self.part_maps = nn.Parameter(eye + 1e-3 * torch.randn(num_parts, channels, channels))   # P_m
+        if mode == "part_tokens":
+            if width is None:
+                raise ValueError("rfm_mode 'part_tokens' needs the common width C of the region tokens")
+            self.to_width = nn.Sequential(nn.Linear(channels, width), nn.LayerNorm(width))          # LN(P t)
 
     def assignment(self, f: torch.Tensor) -> torch.Tensor:
         """Eq. (1): a (B, M, H, W), a softmax over the M parts at every position."""
         r = self.prototypes
-        if self.mode == "part_channels":          # the assignment fix: distances of unit vectors, in [0, 4]
+        if self.mode != "paper_mean":             # the variants' fix: distances of unit vectors, in [0, 4]
             f, r = F.normalize(f, dim=1), F.normalize(r, dim=1)
         dist = (f.pow(2).sum(1, keepdim=True) + r.pow(2).sum(1).view(1, -1, 1, 1)
                 - 2 * torch.einsum("bchw,mc->bmhw", f, r))                  # ||f - r_m||^2, (B, M, H, W)
@@ -67,6 +78,10 @@ class RegionFeatureMining(nn.Module):
         self.last_assignment = a.detach()
         if self.mode == "paper_mean":                                       # Eq. (2): (1/M) sum_m a_m f
             return (a.unsqueeze(2) * f.unsqueeze(1)).mean(dim=1)
+        if self.mode == "part_tokens":                                      # the grid path is "none"
+            pooled = torch.einsum("bmhw,bchw->bmc", a, f) / (a.sum((2, 3)).unsqueeze(-1) + 1e-5)   # t_m, (B, M, C_l)
+            self.last_region_tokens = self.to_width(pooled)                 # (B, M, C)
+            return f
         mapped = torch.einsum("mdc,bchw->bmdhw", self.part_maps, f)         # P_m f, (B, M, C, H, W)
         return (a.unsqueeze(2) * mapped).sum(dim=1)
 
