@@ -1,9 +1,9 @@
 """Mg-MRN: multi-granularity region mining and mutual refinement on a CNN's stages (2025).
 
-This edition holds the blocks (`rfmb`, `scab`, `decoder`), the losses (`losses`) and the
-assembled model (`model`), its presets `paper` / `official_code` and the Table III switches
-(`config`), and the attention recorder (`recorder`); the configs for the training CLI, the
-benchmark against the official code's step and the chapter follow.
+The blocks (`rfmb`, `scab`, `decoder`), the losses (`losses`), the assembled model (`model`),
+its presets `paper` / `official_code` and the Table III switches (`config`), the attention
+recorder (`recorder`) and the ToyBirds runs (`experiment`). Training goes through
+`zsl_lib.train` (configs/mgmrn_*.yaml for the command line); chapter 7 walks through it.
 """
 from .config import HEADS, RFM_MODES
 from .decoder import VisualSemanticDecoder
