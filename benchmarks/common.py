@@ -3,6 +3,8 @@ import statistics
 import time
 from pathlib import Path
 
+from torch.utils.flop_counter import FlopCounterMode
+
 from zsl_lib import provenance
 
 RESULTS = Path(__file__).parent / "results"
@@ -21,6 +23,13 @@ def median_seconds(steps: dict, repeats: int, warmup: int = 1) -> dict[str, floa
             step()
             seconds[name].append(time.perf_counter() - start)
     return {name: statistics.median(s) for name, s in seconds.items()}
+
+
+def step_flops(step) -> int:
+    """Floating-point operations of one step (forward, backward, update), counted by torch."""
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
 
 
 def save_result(name: str, config: dict, metrics: dict, wall_time_s: float) -> Path:

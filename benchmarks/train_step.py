@@ -26,9 +26,8 @@ from pathlib import Path
 
 import timm
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from common import median_seconds, save_result
+from common import median_seconds, save_result, step_flops
 from zsl_lib.backbones import batch_to_input
 from zsl_lib.runtime import resolve_device
 from zsl_lib.toyworld.dataset import ToyBirdsConfig, load_toybirds
@@ -73,13 +72,6 @@ def step_function(model, x, labels, device):
         if device.type == "cuda":
             torch.cuda.synchronize()
     return step
-
-
-def step_flops(step) -> int:
-    """Floating-point operations of one step (forward, backward, update), counted by torch."""
-    with FlopCounterMode(display=False) as counter:
-        step()
-    return counter.get_total_flops()
 
 
 def time_pair(backbone: str, steps: int, device: torch.device) -> dict:
