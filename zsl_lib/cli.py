@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import timm
-import torch
 
-from . import checkpoint, distributed, evaluate, provenance, runconfig
+from . import checkpoint, distributed, evaluate, experiment, provenance, runconfig
 from .imagecache import random_resized_crop_flip
 from .realdata import wordvectors
 from .realdata.dataset import load_benchmark
@@ -55,10 +54,9 @@ def build_model(cfg: runconfig.RunConfig, world):
         return build_toy(world, replace(model_cfg, **options), seen, cfg.train.seed)
     model_cfg = replace(model_cfg.for_dataset(cfg.data.dataset), **options)   # the user's options win
     word_vectors = attribute_vectors(cfg.data.word_vectors, world)
-    att = world.class_attributes / np.linalg.norm(world.class_attributes, axis=1, keepdims=True)
-    backbone = timm.create_model(cfg.backbone, pretrained=cfg.pretrained, num_classes=0)
-    torch.manual_seed(cfg.train.seed)
-    return model_class(backbone, torch.tensor(word_vectors), torch.tensor(att), torch.tensor(seen), model_cfg)
+    backbone = timm.create_model(cfg.backbone, pretrained=cfg.pretrained, num_classes=0)   # its own weights
+    return experiment.assemble(model_class, lambda: backbone, word_vectors, world.class_attributes, seen, model_cfg,
+                               cfg.train.seed)
 
 
 def attribute_vectors(source: str | None, world) -> np.ndarray:

@@ -36,6 +36,17 @@ HEADLINE, PAPER = "zscore_stacking", "eq19"      # PAPER: VSPCN's Eq. (19)
 SHARED = ("T1", "U_uncal", "S_uncal", "H_uncal", "_curve")   # the same under every calibration
 
 
+def assemble(model_class, backbone: Callable[[], torch.nn.Module], word_vectors: np.ndarray,
+             class_attributes: np.ndarray, seen_classes, cfg, seed: int) -> torch.nn.Module:
+    """`model_class(backbone, word vectors, class vectors, seen classes, cfg)` - VSPCN and Mg-MRN
+    share this signature - with per-class L2-normalised attribute vectors (as xlsa17's `att`)
+    and the new weights drawn after `torch.manual_seed(seed)`; `backbone()` is called after
+    seeding, so a backbone made inside it draws from the same stream on every run."""
+    att = class_attributes / np.linalg.norm(class_attributes, axis=1, keepdims=True)
+    torch.manual_seed(seed)
+    return model_class(backbone(), torch.tensor(word_vectors), torch.tensor(att), torch.tensor(seen_classes), cfg)
+
+
 def validation_schedule(world: ToyBirds, train_cfg: TrainConfig) -> TrainConfig:
     """The validation run's schedule: the final run's epochs on the smaller `train` split.
 

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from .. import experiment
 from ..backbones import load_or_pretrain
 from ..semantics import attribute_word_vectors
@@ -33,10 +30,9 @@ TOY_RECIPE = dict(optimizer="sgd", momentum=0.9, lr=0.03, weight_decay=1e-4, war
 def build(world: ToyBirds, cfg: MgMRNConfig, seen_classes, seed: int = 0) -> MgMRN:
     """Mg-MRN on the toy-pretrained ResNet (fine-tuned, as the paper fine-tunes ResNet-101) with
     ToyBirds' GloVe attribute vectors and L2-normalised class attribute vectors."""
-    att = world.class_attributes / np.linalg.norm(world.class_attributes, axis=1, keepdims=True)
-    torch.manual_seed(seed)
-    return MgMRN(load_or_pretrain("toy_resnet_64"), torch.tensor(attribute_word_vectors(world.attribute_phrases)),
-                 torch.tensor(att), torch.tensor(seen_classes), cfg)
+    return experiment.assemble(MgMRN, lambda: load_or_pretrain("toy_resnet_64"),
+                               attribute_word_vectors(world.attribute_phrases), world.class_attributes,
+                               seen_classes, cfg, seed)
 
 
 def short_schedule(mode: str, seed: int = 0, device: str = "auto") -> tuple[ToyBirds, TrainConfig]:

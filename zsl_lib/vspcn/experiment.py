@@ -8,9 +8,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from .. import experiment
 from ..backbones import load_or_pretrain
 from ..semantics import attribute_word_vectors
@@ -23,10 +20,9 @@ from .model import VSPCN
 def build(world: ToyBirds, cfg: VSPCNConfig, seen_classes, seed: int = 0) -> VSPCN:
     """VSPCN on the toy-pretrained ViT with ToyBirds' GloVe attribute vectors and
     per-class L2-normalised attribute vectors (as xlsa17's `att`)."""
-    att = world.class_attributes / np.linalg.norm(world.class_attributes, axis=1, keepdims=True)
-    torch.manual_seed(seed)
-    return VSPCN(load_or_pretrain("toy_vit_p8_64"), torch.tensor(attribute_word_vectors(world.attribute_phrases)),
-                 torch.tensor(att), torch.tensor(seen_classes), cfg)
+    return experiment.assemble(VSPCN, lambda: load_or_pretrain("toy_vit_p8_64"),
+                               attribute_word_vectors(world.attribute_phrases), world.class_attributes,
+                               seen_classes, cfg, seed)
 
 
 def run(world: ToyBirds, cfg: VSPCNConfig, train_cfg: TrainConfig, log=print) -> dict:
