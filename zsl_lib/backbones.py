@@ -54,10 +54,11 @@ default_cfgs = generate_default_cfgs({
 class ConvStemPatchEmbed(PatchEmbed):
     """timm's PatchEmbed with `proj` replaced by a convolutional stem of the same total stride.
 
-    3x3 stride-2 convolutions (3 -> 32 -> 64 -> 128 channels, each followed by GroupNorm and
-    GELU; no BatchNorm, whose running statistics would drift when a frozen ViT runs in
-    training mode) halve the image three times for patch size 8; a 1x1 convolution maps to
-    the embedding width. (B, 3, H, W) -> (B, N, D), as PatchEmbed."""
+    3x3 stride-2 convolutions (3 -> 32 -> 64 -> 128 channels, each followed by a GELU) halve
+    the image three times for patch size 8; a 1x1 convolution maps to the embedding width.
+    No normalisation layer: BatchNorm's running statistics would drift whenever a frozen ViT
+    runs in training mode, and a GroupNorm would make every token depend on the whole image.
+    (B, 3, H, W) -> (B, N, D), as PatchEmbed."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -67,7 +68,7 @@ class ConvStemPatchEmbed(PatchEmbed):
         widths = [self.proj.in_channels] + [min(32 * 2 ** k, 128) for k in range(halvings)]
         layers: list[nn.Module] = []
         for c_in, c_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.GroupNorm(8, c_out), nn.GELU()]
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GELU()]
         layers.append(nn.Conv2d(widths[-1], self.proj.out_channels, 1))
         self.proj = nn.Sequential(*layers)
 

@@ -48,7 +48,7 @@ class PretrainConfig:
 
     @classmethod
     def for_backbone(cls, name: str, **overrides) -> "PretrainConfig":
-        recipes = {"toy_vit_convstem_64": dict(steps=2000), "toy_resnet_nopool_64": dict(steps=2400)}
+        recipes = {"toy_vit_convstem_64": dict(steps=1600), "toy_resnet_nopool_64": dict(steps=2400)}
         if name not in recipes:
             raise ValueError(f"no pretraining recipe for {name!r}; toy backbones: {TOY_BACKBONES}")
         return cls(**(recipes[name] | overrides))
