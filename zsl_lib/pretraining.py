@@ -8,8 +8,12 @@ exactly). A checkpoint is written atomically every `checkpoint_every` steps; `--
 continues from it exactly. At the end the backbone (without the head) is stored in fp16
 with its sha256 and provenance in the registry the library loads from.
 
-    python -m zsl_lib.pretraining toy_vit_convstem_64 --out zsl_lib/artifacts
     python -m zsl_lib.pretraining toy_resnet_nopool_64 --out zsl_lib/artifacts
+    python -m zsl_lib.pretraining toy_vit_hybrid_64 --out zsl_lib/artifacts
+
+The hybrid ViT starts from the ResNet's weights (its frozen trunk is the ResNet's first three
+stages), so the ResNet is pretrained first; the ViT's registry entry records which ResNet
+weights (sha256) it was built on.
 """
 from __future__ import annotations
 
@@ -25,7 +29,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import provenance
-from .backbones import ARTIFACTS, TOY_BACKBONES, read_registry, sha256_file, to_input
+from .backbones import (ARTIFACTS, INITIALISED_FROM, TOY_BACKBONES, artifact_path, load_or_pretrain, load_trunk,
+                        read_registry, sha256_file, to_input)
 from .runtime import atomic_open, cache_dir, warmup_cosine
 from .toyworld import toynet
 
@@ -48,7 +53,7 @@ class PretrainConfig:
 
     @classmethod
     def for_backbone(cls, name: str, **overrides) -> "PretrainConfig":
-        recipes = {"toy_vit_convstem_64": dict(steps=1600), "toy_resnet_nopool_64": dict(steps=2400)}
+        recipes = {"toy_resnet_nopool_64": dict(steps=2400), "toy_vit_hybrid_64": dict(steps=1200)}
         if name not in recipes:
             raise ValueError(f"no pretraining recipe for {name!r}; toy backbones: {TOY_BACKBONES}")
         return cls(**(recipes[name] | overrides))
@@ -89,8 +94,13 @@ def pretrain(name: str, cfg: PretrainConfig, out_dir: Path, resume: bool = False
     sha = provenance.git_sha()
     torch.manual_seed(cfg.seed)
     model = Classifier(timm.create_model(name, num_classes=0), toynet.num_classes(cfg.n_species))
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1 or n.endswith(("pos_embed", "cls_token"))]
-    decay = [p for n, p in model.named_parameters() if not any(p is q for q in no_decay)]
+    source = INITIALISED_FROM.get(name)
+    if source is not None:                       # the hybrid ViT's trunk: the pretrained ResNet's, frozen
+        load_trunk(model.backbone, load_or_pretrain(source, log=log))
+        source = {"name": source, "sha256": artifact_path(source)[1]["sha256"]}
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    no_decay = [p for n, p in trainable if p.ndim <= 1 or n.endswith(("pos_embed", "cls_token"))]
+    decay = [p for n, p in trainable if not any(p is q for q in no_decay)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.steps))
@@ -137,7 +147,7 @@ def pretrain(name: str, cfg: PretrainConfig, out_dir: Path, resume: bool = False
                              for i in range(0, len(losses), cfg.log_every)]
     log(f"{name}: held-out accuracy birds {metrics['acc_birds']:.3f}, objects {metrics['acc_objects']:.3f} "
         f"after {train_seconds:.0f} s")
-    return register(name, model.backbone, cfg, metrics, train_seconds, out_dir, sha, checkpoint_path)
+    return register(name, model.backbone, cfg, metrics, train_seconds, out_dir, sha, checkpoint_path, source)
 
 
 @torch.no_grad()
@@ -157,8 +167,8 @@ def held_out_accuracy(model: Classifier, cfg: PretrainConfig) -> dict[str, float
 
 
 def register(name: str, backbone: nn.Module, cfg: PretrainConfig, metrics: dict, seconds: float, out_dir: Path,
-             sha: str | None, checkpoint_path: Path) -> dict:
-    """Store the backbone in fp16 atomically and record its sha256, recipe and provenance."""
+             sha: str | None, checkpoint_path: Path, initialised_from: dict | None) -> dict:
+    """Store the backbone in fp16 atomically and record its sha256, recipe, starting weights and provenance."""
     state = {k: v.half() if v.is_floating_point() else v for k, v in backbone.state_dict().items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.pt"
@@ -170,6 +180,7 @@ def register(name: str, backbone: nn.Module, cfg: PretrainConfig, metrics: dict,
     changed = "".join(f" --{k.replace('_', '-')} {getattr(cfg, k)}" for k in ("steps", "batch_size")
                       if getattr(cfg, k) != getattr(default, k))
     entry.update(file=path.name, sha256=sha256_file(path), world="ToyNet (zsl_lib.toyworld.toynet)",
+                 initialised_from=initialised_from,
                  command=f"python -m zsl_lib.pretraining {name}{changed} --out {out_arg}")
     registry = read_registry(out_dir / "registry.json")
     registry[name] = entry
