@@ -49,7 +49,11 @@ GROUP_OFFSETS: tuple[int, ...] = tuple(np.cumsum([0] + [len(g.values) for g in G
 # Parts in drawing order; the part map stores 1 + index (0 is background / occluder).
 PART_NAMES: tuple[str, ...] = ("tail", "legs", "body", "belly", "wing", "head", "crown", "eye", "bill")
 ATTRIBUTE_PARTS: tuple[str, ...] = tuple(g.part for g in GROUPS for _ in g.values)
-SIZE_FACTOR = {"small": 0.8, "medium": 1.0, "large": 1.2}
+# A bird's scale is its size value's factor times a jitter of +-8 %. (With the first edition's
+# factors 0.8 / 1.0 / 1.2 and a +-25 % jitter the three sizes overlapped so much that even a
+# perfect reader of a bird's scale could name the size of only about 63 % of images.)
+SIZE_FACTOR = {"small": 0.8, "medium": 1.0, "large": 1.25}
+SIZE_JITTER = (0.92, 1.08)
 _GENUS = {"cone": "Finch", "needle": "Warbler", "hooked": "Shrike"}
 
 
@@ -131,11 +135,14 @@ def values_to_binary(values: tuple[int, ...]) -> np.ndarray:
     return vec
 
 
-_BILLS = {
-    "cone": np.array([[0.40, -0.22], [0.55, -0.165], [0.40, -0.11]]),
-    "needle": np.array([[0.41, -0.19], [0.68, -0.16], [0.41, -0.145]]),
-    "hooked": np.array([[0.40, -0.22], [0.52, -0.21], [0.57, -0.15], [0.535, -0.10], [0.52, -0.15], [0.40, -0.12]]),
-}
+# Bills are drawn 1.3 times the first edition's outlines (about their root at (0.40, -0.165)),
+# so that at 64 px the three shapes differ by more than a pixel or two.
+_BILL_ROOT = np.array([0.40, -0.165])
+_BILLS = {name: _BILL_ROOT + 1.3 * (np.array(points) - _BILL_ROOT) for name, points in {
+    "cone": [[0.40, -0.22], [0.55, -0.165], [0.40, -0.11]],
+    "needle": [[0.41, -0.19], [0.68, -0.16], [0.41, -0.145]],
+    "hooked": [[0.40, -0.22], [0.52, -0.21], [0.57, -0.15], [0.535, -0.10], [0.52, -0.15], [0.40, -0.12]],
+}.items()}
 _TAILS = {
     "short": np.array([[-0.27, -0.07], [-0.45, -0.06], [-0.45, 0.02], [-0.27, 0.03]]),
     "long": np.array([[-0.27, -0.06], [-0.68, -0.05], [-0.68, 0.01], [-0.27, 0.03]]),
@@ -156,8 +163,8 @@ def render_bird(rng: np.random.Generator, values: tuple[int, ...], size: int = 6
     parts = Image.new("L", (s2, s2), 0)
     pdraw = ImageDraw.Draw(parts)
 
-    # Pose and framing nuisances: position +-25 % of the frame, scale +-25 %, tilt, flip.
-    scale = 0.5 * s2 * SIZE_FACTOR[v["has_size"]] * rng.uniform(0.8, 1.25)
+    # Pose and framing nuisances: position +-25 % of the frame, scale (size value and jitter), tilt, flip.
+    scale = 0.5 * s2 * SIZE_FACTOR[v["has_size"]] * rng.uniform(*SIZE_JITTER)
     tilted = rng.random() < 0.4
     angle = rng.uniform(-0.6, 0.6) if tilted else rng.uniform(-0.15, 0.15)
     flip = bool(rng.random() < 0.5)
@@ -188,9 +195,11 @@ def render_bird(rng: np.random.Generator, values: tuple[int, ...], size: int = 6
          dr.jitter_color(rng, v["has_crown_color"]), "solid"),
     ]
     eye_ring = v["has_eye_ring"] == "yes"
-    shapes.append(("eye", dr.ellipse(0.345, -0.175, 0.05, 0.05, n=14),
+    # The ring is 0.04 of the bird's scale wide, over a pixel at 64 px (the first edition's 0.024
+    # was under one pixel and vanished in the downsampling).
+    shapes.append(("eye", dr.ellipse(0.345, -0.175, 0.07, 0.07, n=16),
                    dr.jitter_color(rng, "white", 12) if eye_ring else body_rgb, "solid"))
-    shapes.append(("eye", dr.ellipse(0.345, -0.175, 0.026, 0.026, n=10), (15, 15, 15), "solid"))
+    shapes.append(("eye", dr.ellipse(0.345, -0.175, 0.03, 0.03, n=10), (15, 15, 15), "solid"))
     shapes.append(("bill", _BILLS[v["has_bill_shape"]], dr.jitter_color(rng, v["has_bill_color"]), "solid"))
 
     for part, points, rgb, texture in shapes:
