@@ -15,6 +15,9 @@ A calibration is a score transform plus a form of `metrics.calibrate`:
 The validation protocol has 75 candidate classes and the test 100, so gamma must mean
 the same thing on both: a softmax probability does not (it shrinks with the number of
 classes), a z-score roughly does.
+
+Scoring a split is the slow part; `split_scores` does it once, and `choose_gamma` /
+`evaluate` take its result (`scores=`) to apply several calibrations to one forward pass.
 """
 from __future__ import annotations
 
@@ -50,22 +53,32 @@ def calibration(name: str) -> tuple[bool, str]:
     return CALIBRATIONS[name]
 
 
-def _columns(world: SplitProtocol, stage: str, model, device, standardize: bool):
+def split_scores(model: torch.nn.Module, world: SplitProtocol, stage: str, device: str = "auto"):
+    """Raw scores of the images of a protocol stage ("val" or "test") over its candidate classes, their
+    labels as columns, and the seen-column mask: ((n, K), (n,), (K,))."""
     idx, candidates, seen = world.protocol(stage)
     scores = class_scores(model, world.images[idx], device=device, normalize=world.normalize)[:, candidates]
     labels, seen_cols = metrics.columns(candidates, world.labels[idx], seen)
-    return (metrics.standardize_rows(scores) if standardize else scores), labels, seen_cols
+    return scores, labels, seen_cols
 
 
-def choose_gamma(model: torch.nn.Module, world: SplitProtocol, name: str, device: str = "auto") -> metrics.GZSLResult:
-    """Best validation H and its gamma, for a model trained with `trainclasses1` as its seen classes."""
+def _calibrated(name: str, scored) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     standardize, form = calibration(name)
-    scores, labels, seen_cols = _columns(world, "val", model, device, standardize)
+    scores, labels, seen_cols = scored
+    return (metrics.standardize_rows(scores) if standardize else scores), labels, seen_cols, form
+
+
+def choose_gamma(model: torch.nn.Module, world: SplitProtocol, name: str, device: str = "auto",
+                 scores=None) -> metrics.GZSLResult:
+    """Best validation H and its gamma, for a model trained with `trainclasses1` as its seen classes
+    (`scores`: this model's `split_scores(..., "val")`, if already computed)."""
+    scores, labels, seen_cols, form = _calibrated(name, scores or split_scores(model, world, "val", device))
     return metrics.seen_unseen_curve(scores, labels, seen_cols, form).best()
 
 
-def evaluate(model: torch.nn.Module, world: SplitProtocol, gamma: float, name: str, device: str = "auto") -> dict:
-    """Test-split report (fractions) of a model trained on `trainval`, at a given gamma."""
-    standardize, form = calibration(name)
-    scores, labels, seen_cols = _columns(world, "test", model, device, standardize)
+def evaluate(model: torch.nn.Module, world: SplitProtocol, gamma: float, name: str, device: str = "auto",
+             scores=None) -> dict:
+    """Test-split report (fractions) of a model trained on `trainval`, at a given gamma
+    (`scores`: this model's `split_scores(..., "test")`, if already computed)."""
+    scores, labels, seen_cols, form = _calibrated(name, scores or split_scores(model, world, "test", device))
     return metrics.gzsl_report(scores, labels, seen_cols, gamma, form)

@@ -58,31 +58,53 @@ def validation_schedule(world: ToyBirds, train_cfg: TrainConfig) -> TrainConfig:
                    milestones=tuple(round(m * ratio) for m in train_cfg.milestones))
 
 
+def validation_run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Module], train_cfg: TrainConfig,
+                   log=print) -> tuple[torch.nn.Module, list[dict]]:
+    """The protocol's first run: a model of the `trainclasses1` seen classes trained on `train` for the
+    final run's epochs (`validation_schedule`), and its learning curve, the validation H (headline
+    calibration, best gamma) at each epoch end: [{"epoch", "step", "H_val"}, ...]."""
+    val_cfg = validation_schedule(world, train_cfg)
+    batches_per_epoch = len(world.splits["train"]) // val_cfg.batch_size
+    curve = []
+
+    def validation_point(model: torch.nn.Module, epoch: int) -> dict:
+        H = evaluate.choose_gamma(model, world, HEADLINE, train_cfg.device).H
+        curve.append({"epoch": epoch, "step": epoch * batches_per_epoch, "H_val": H})
+        return {"H": H}
+
+    model = build(world.trainclasses1)
+    train(model, world.images[world.splits["train"]], world.labels[world.splits["train"]], val_cfg, log=log,
+          on_epoch_end=validation_point)
+    return model, curve
+
+
 def run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Module], train_cfg: TrainConfig,
         log=print, own_calibration: str = PAPER) -> dict:
     """Both runs of the protocol, `build(seen_classes)` making each fresh model; returns the test
     report (fractions) and the choices made: the headline calibration's keys plain, those of
-    `own_calibration` with its name as prefix."""
+    `own_calibration` with its name as prefix. `_validation_curve` is the validation run's
+    learning curve (`validation_run`), which shows whether the budget has reached the level
+    where H stops rising."""
     sp = world.splits
     start = time.time()
-    val_model = build(world.trainclasses1)
-    train(val_model, world.images[sp["train"]], world.labels[sp["train"]], validation_schedule(world, train_cfg),
-          log=log)
-    chosen = {name: evaluate.choose_gamma(val_model, world, name, train_cfg.device)
+    val_model, curve = validation_run(world, build, train_cfg, log)
+    val_scores = evaluate.split_scores(val_model, world, "val", train_cfg.device)
+    chosen = {name: evaluate.choose_gamma(val_model, world, name, scores=val_scores)
               for name in (HEADLINE, own_calibration)}
     for name, result in chosen.items():
         log(f"validation ({name}): H {100 * result.H:.1f} at gamma {result.gamma:.4f} ({time.time() - start:.0f} s)")
     model = build(world.seen_classes)
     history = train(model, world.images[sp["trainval"]], world.labels[sp["trainval"]], train_cfg, log=log)
+    test_scores = evaluate.split_scores(model, world, "test", train_cfg.device)
     report = {}
     for name, prefix in ((HEADLINE, ""), (own_calibration, own_calibration + "_")):
-        test = evaluate.evaluate(model, world, chosen[name].gamma, name, train_cfg.device)
+        test = evaluate.evaluate(model, world, chosen[name].gamma, name, scores=test_scores)
         test["H_val"] = chosen[name].H
         report |= {prefix + k: v for k, v in test.items() if not (prefix and k in SHARED)}
     report.update(chance_T1=1.0 / len(world.unseen_classes),
                   loss_first=float(np.mean([h["total"] for h in history[:10]])),
                   loss_last=float(np.mean([h["total"] for h in history[-10:]])),
-                  _model=model, _history=history)
+                  _model=model, _history=history, _validation_curve=curve)
     return report
 
 
@@ -119,17 +141,20 @@ def main(family: str, preset, build, default_preset: str, recipe: dict, own_cali
     provenance to `--out` (JSON) and its trained parameters beside it (`.pt`).
 
     `preset(name)` gives the model configuration, `build(world, cfg, seen, seed)` the model,
-    `recipe` the TrainConfig fields of the family's optimisation (the command line overrides
+    `recipe` the TrainConfig fields of the family's book-size run (the command line overrides
     steps, batch size and learning rate), `own_calibration` the family's calibration."""
     parser = argparse.ArgumentParser(prog=f"python -m zsl_lib.{family}.experiment",
                                      description=f"A {family} run on ToyBirds under the leakage-free protocol.")
     parser.add_argument("--mode", choices=["smoke", "book"], default="book")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--preset", default=default_preset)
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=recipe.get("batch_size", 64))
-    parser.add_argument("--lr", type=float, default=recipe.get("lr", 1e-3))
+    parser.add_argument("--steps", type=int, default=recipe["steps"])
+    parser.add_argument("--batch-size", type=int, default=recipe["batch_size"])
+    parser.add_argument("--lr", type=float, default=recipe["lr"])
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--curve-only", action="store_true",
+                        help="only the validation run and its learning curve (no final run, no .pt): "
+                             "to see where H levels off beyond the book's budget")
     args = parser.parse_args(argv)
     sha, start = provenance.git_sha(), time.time()
     world_cfg = ToyBirdsConfig.for_mode(args.mode, seed=args.seed)
@@ -137,16 +162,34 @@ def main(family: str, preset, build, default_preset: str, recipe: dict, own_cali
     cfg = preset(args.preset)
     train_cfg = TrainConfig(**(recipe | dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                                      seed=args.seed)))
-    report = run(world, lambda seen: build(world, cfg, seen, args.seed), train_cfg, own_calibration=own_calibration)
+    config = {"mode": args.mode, "preset": args.preset, "model": asdict(cfg), "train": asdict(train_cfg),
+              "validation_steps": validation_schedule(world, train_cfg).steps, "world": asdict(world_cfg),
+              "calibration": {"headline": HEADLINE, own_calibration + "_": own_calibration}}
+
+    def build_seen(seen):
+        return build(world, cfg, seen, args.seed)
+
+    if args.curve_only:
+        _, curve = validation_run(world, build_seen, train_cfg)
+        metrics = {"validation_curve": percent_curve(curve)}
+        record = provenance.run_record(f"{family}_{args.mode}_curve", config, [args.seed], metrics,
+                                       time.time() - start, sha)
+        provenance.save_json(args.out, record)
+        print(metrics)
+        return
+    report = run(world, build_seen, train_cfg, own_calibration=own_calibration)
     state_sha = save_state(report["_model"], args.out.with_suffix(".pt"))
     metrics = {k: (round(v, 5) if k.endswith("gamma") or k.startswith("loss") else round(100 * v, 2))
                for k, v in report.items() if not k.startswith("_")}
     metrics["loss_curve"] = [round(float(np.mean([h["total"] for h in report["_history"][i:i + 25]])), 4)
                              for i in range(0, len(report["_history"]), 25)]
-    config = {"mode": args.mode, "preset": args.preset, "model": asdict(cfg), "train": asdict(train_cfg),
-              "validation_steps": validation_schedule(world, train_cfg).steps, "world": asdict(world_cfg),
-              "calibration": {"headline": HEADLINE, own_calibration + "_": own_calibration}}
+    metrics["validation_curve"] = percent_curve(report["_validation_curve"])
     record = provenance.run_record(f"{family}_{args.mode}", config, [args.seed], metrics, time.time() - start, sha)
     record["state_sha256"] = state_sha
     provenance.save_json(args.out, record)
     print(metrics)
+
+
+def percent_curve(curve: list[dict]) -> list[dict]:
+    """A validation curve as stored: H in percent, rounded."""
+    return [dict(point, H_val=round(100 * point["H_val"], 2)) for point in curve]

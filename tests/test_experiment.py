@@ -1,0 +1,74 @@
+"""The leakage-free protocol of zsl_lib.experiment: its validation learning curve, and one forward pass per split."""
+import torch
+
+from zsl_lib import evaluate, experiment
+from zsl_lib.train import TrainConfig
+
+
+class PixelReader(torch.nn.Module):
+    """A tiny stand-in model: pooled pixels -> attributes -> dot product with every class vector."""
+
+    def __init__(self, class_attributes, seen_classes):
+        super().__init__()
+        self.read = torch.nn.Linear(3 * 16, class_attributes.shape[1])
+        self.register_buffer("class_attributes", torch.tensor(class_attributes))
+        self.register_buffer("seen_classes", torch.as_tensor(seen_classes))
+
+    def forward(self, x):
+        z = self.read(torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1))   # (B, A)
+        return z @ self.class_attributes.T                                          # (B, C)
+
+    def training_losses(self, x, labels):
+        total = torch.nn.functional.cross_entropy(self(x)[:, self.seen_classes], labels)
+        return {"total": total}
+
+
+def test_run_records_a_validation_curve_and_scores_each_split_once(smoke_world, monkeypatch):
+    calls = []
+    real = evaluate.class_scores
+    monkeypatch.setattr(evaluate, "class_scores", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
+    cfg = TrainConfig(steps=150, batch_size=32, lr=1e-2, device="cpu", log_every=1000)
+    report = experiment.run(smoke_world, lambda seen: PixelReader(smoke_world.class_attributes, seen), cfg,
+                            log=lambda *_: None, own_calibration="stacking")
+    val_cfg = experiment.validation_schedule(smoke_world, cfg)
+    per_epoch = len(smoke_world.splits["train"]) // cfg.batch_size
+    curve = report["_validation_curve"]
+    assert [p["epoch"] for p in curve] == list(range(1, val_cfg.steps // per_epoch + 1)) and len(curve) >= 3
+    assert [p["step"] for p in curve] == [per_epoch * p["epoch"] for p in curve]
+    assert all(0 <= p["H_val"] <= 1 for p in curve)
+    # the curve's points and the chosen gammas score the validation images; the final model the test images once
+    n_val = len(smoke_world.protocol("val")[0])
+    n_test = len(smoke_world.protocol("test")[0])
+    assert calls == [n_val] * (len(curve) + 1) + [n_test]
+    assert {"T1", "H", "stacking_H", "stacking_gamma"} <= set(report)
+
+
+def test_command_line_stores_a_run_with_provenance_and_a_curve_only_record(smoke_world, tmp_path):
+    from dataclasses import dataclass
+
+    from zsl_lib import provenance
+
+    @dataclass
+    class Options:
+        name: str = "pixel_reader"
+
+    def build(world, cfg, seen, seed):
+        torch.manual_seed(seed)
+        return PixelReader(world.class_attributes, seen)
+
+    recipe = dict(steps=60, batch_size=32, lr=1e-2, device="cpu", log_every=1000)
+    args = ["--mode", "smoke", "--seed", "0", "--out"]
+    experiment.main("pixel", lambda name: Options(name), build, "default", recipe, "stacking",
+                    args + [str(tmp_path / "run.json")])
+    record = provenance.load_json(tmp_path / "run.json")
+    assert record["config"]["train"]["steps"] == 60 and record["config"]["validation_steps"] == 39
+    assert record["config"]["model"] == {"name": "default"} and record["seeds"] == [0]
+    assert [p["epoch"] for p in record["metrics"]["validation_curve"]] == [1]          # 39 steps of 24 an epoch
+    assert (tmp_path / "run.pt").exists() and record["state_sha256"]
+    experiment.main("pixel", lambda name: Options(name), build, "default", recipe, "stacking",
+                    args + [str(tmp_path / "curve.json"), "--curve-only", "--steps", "120"])
+    curve = provenance.load_json(tmp_path / "curve.json")
+    assert curve["name"] == "pixel_smoke_curve" and not (tmp_path / "curve.pt").exists()
+    assert set(curve["metrics"]) == {"validation_curve"}
+    assert [p["epoch"] for p in curve["metrics"]["validation_curve"]] == [1, 2, 3]      # 78 steps
+    assert [p["step"] for p in curve["metrics"]["validation_curve"]] == [24, 48, 72]
