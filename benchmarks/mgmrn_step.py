@@ -28,7 +28,7 @@ SETTINGS = {"toy": (64, 32), "resnet101": (224, 4)}        # image size, batch
 def make(backbone: str, preset_name: str):
     torch.manual_seed(0)
     size, batch = SETTINGS[backbone]
-    net = load_or_pretrain("toy_resnet_64") if backbone == "toy" else \
+    net = load_or_pretrain("toy_resnet_nopool_64") if backbone == "toy" else \
         timm.create_model("resnet101", pretrained=False, num_classes=0)
     cfg = preset(preset_name)
     model = MgMRN(net, torch.randn(312, 300), torch.rand(200, 312), torch.arange(150), cfg).train()

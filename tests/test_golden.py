@@ -15,8 +15,8 @@ import zsl_lib  # noqa: F401  registers the toy models
 from zsl_lib import mgmrn, vspcn
 
 DATA = Path(__file__).parent / "data"
-FAMILIES = {"vspcn": (vspcn.VSPCN, vspcn.preset, "toy_vit_p8_64", ("paper_default", "code_exact")),
-            "mgmrn": (mgmrn.MgMRN, mgmrn.preset, "toy_resnet_64", ("paper", "official_code"))}
+FAMILIES = {"vspcn": (vspcn.VSPCN, vspcn.preset, "toy_vit_hybrid_64", ("paper_default", "code_exact")),
+            "mgmrn": (mgmrn.MgMRN, mgmrn.preset, "toy_resnet_nopool_64", ("paper", "official_code"))}
 
 
 def outputs(family: str, preset_name: str) -> dict[str, np.ndarray]:

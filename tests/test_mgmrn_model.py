@@ -15,7 +15,7 @@ from zsl_lib.train import TrainConfig, train
 
 def build(world, cfg=MgMRNConfig(decoder_hidden=128)):
     torch.manual_seed(0)
-    return MgMRN(load_or_pretrain("toy_resnet_64"), torch.tensor(attribute_word_vectors(world.attribute_phrases)),
+    return MgMRN(load_or_pretrain("toy_resnet_nopool_64"), torch.tensor(attribute_word_vectors(world.attribute_phrases)),
                  torch.tensor(world.class_attributes), world.seen_classes, cfg)
 
 
@@ -42,7 +42,7 @@ def test_shapes(smoke_world, cfg):
     assert len(z) == cfg.num_levels and all(zl.shape == (3, 42) for zl in z)
     assert model(x).shape == (3, 100)
     memory = [d.last_attention.shape[-1] for d in model.decoders]        # tokens each decoder attended over
-    grid = 4                                                               # the toy ResNet's last stage: 2 x 2
+    grid = 16                                                              # the toy ResNet's last stage: 4 x 4
     parts = cfg.num_parts if cfg.rfm_mode == "part_tokens" else 0
     assert memory == [(2 * grid if cfg.mrm != "off" and l < cfg.num_levels - 1 else grid) + parts
                       for l in range(cfg.num_levels)]
@@ -138,9 +138,9 @@ def test_the_recorder_returns_attribute_maps_and_region_masks(smoke_world, rfm_m
         model(x)
     for stage in range(3):
         maps = rec.attribute_maps(stage)
-        assert maps.shape == (3, 42, 2, 2)                                  # the toy ResNet's 2 x 2 grid
+        assert maps.shape == (3, 42, 4, 4)                                  # the toy ResNet's 4 x 4 grid
         full = rec.decoders[stage]
         torch.testing.assert_close(full.sum(-1), torch.ones(3, 42))         # a softmax over all tokens
-        torch.testing.assert_close(maps.flatten(2), full[..., :4])          # g_l's positions come first
-    assert [tuple(r.shape) for r in rec.regions] == [(3, 5, 8, 8), (3, 5, 4, 4), (3, 5, 2, 2)]
+        torch.testing.assert_close(maps.flatten(2), full[..., :16])         # g_l's positions come first
+    assert [tuple(r.shape) for r in rec.regions] == [(3, 5, 16, 16), (3, 5, 8, 8), (3, 5, 4, 4)]
     assert not model.decoders[0]._forward_hooks                             # hooks removed on exit

@@ -13,7 +13,7 @@ A, C, C_S, D_W = 6, 10, 7, 12
 
 def make(cfg: VSPCNConfig, seed: int = 0) -> VSPCN:
     torch.manual_seed(seed)
-    backbone = timm.create_model("toy_vit_p8_64", num_classes=0)
+    backbone = timm.create_model("toy_vit_hybrid_64", num_classes=0)
     return VSPCN(backbone, torch.randn(A, D_W), torch.rand(C, A), torch.arange(C_S), cfg)
 
 

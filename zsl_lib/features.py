@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .backbones import batch_to_input
+from .backbones import batch_to_input, load_or_pretrain, random_init
 
 
 @torch.no_grad()
@@ -35,3 +35,14 @@ def pixel_features(images: np.ndarray, size: int = 16) -> np.ndarray:
     """Raw pixels, area-downsampled to size x size, flattened: (N, size * size * 3)."""
     x = torch.tensor(np.asarray(images)).permute(0, 3, 1, 2).float() / 255.0
     return F.adaptive_avg_pool2d(x, size).flatten(1).numpy()
+
+
+def extract(extractor: str, images: np.ndarray, device: str | torch.device = "cpu") -> np.ndarray:
+    """Features of uint8 images (N, H, W, 3) for one extractor: "pixels" (16 x 16 raw pixels), a toy
+    backbone's name (its shipped pretrained weights) or "random:<name>" (that architecture with
+    random weights, seed 0: the control that shows what pretraining adds)."""
+    if extractor == "pixels":
+        return pixel_features(images)
+    if extractor.startswith("random:"):
+        return backbone_features(random_init(extractor.split(":", 1)[1]), images, device=device)
+    return backbone_features(load_or_pretrain(extractor), images, device=device)

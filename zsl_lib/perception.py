@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics, provenance
-from .features import backbone_features, pixel_features
+from .features import extract
 from .toyworld import birds
 from .toyworld.dataset import ToyBirds, ToyBirdsConfig, load_toybirds
 
@@ -103,17 +103,6 @@ def bayes_reader(world: ToyBirds) -> dict[str, float]:
             "T1": metrics.czsl_t1(scores, labels, seen_cols), "U": point.U, "S": point.S, "H": point.H}
 
 
-def extract(extractor: str, world: ToyBirds, device="cpu") -> np.ndarray:
-    """Features of every image: "pixels" (16 x 16 raw pixels), "<backbone>" (its shipped weights)
-    or "random:<backbone>" (the same architecture, randomly initialised, seed 0)."""
-    from .backbones import load_or_pretrain, random_init
-    if extractor == "pixels":
-        return pixel_features(world.images)
-    if extractor.startswith("random:"):
-        return backbone_features(random_init(extractor.split(":", 1)[1]), world.images, device=device)
-    return backbone_features(load_or_pretrain(extractor), world.images, device=device)
-
-
 def study(mode: str, seeds, extractors, device="cpu", log=print) -> dict:
     """Decodability of every group for every extractor on each world seed, the Bayes limit, and
     chance; returns a provenance record (percent, rounded to 0.1)."""
@@ -123,7 +112,7 @@ def study(mode: str, seeds, extractors, device="cpu", log=print) -> dict:
         world = load_toybirds(ToyBirdsConfig.for_mode(mode, seed=seed))
         row = {"seed": seed, "bayes": {k: round(100 * v, 1) for k, v in bayes_reader(world).items()}, "groups": {}}
         for extractor in extractors:
-            scores = decodability(extract(extractor, world, device), world)
+            scores = decodability(extract(extractor, world.images, device), world)
             row["groups"][extractor] = {k: round(100 * v, 1) for k, v in scores.items()}
             log(f"world {seed} {extractor}: mean {np.mean(list(scores.values())) * 100:.1f} % | " +
                 " ".join(f"{k.removeprefix('has_')} {100 * v:.0f}" for k, v in scores.items()))

@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics, provenance
-from .backbones import load_or_pretrain, random_init
+from . import features, metrics, provenance
 from .eszsl import ESZSL
-from .features import backbone_features, pixel_features
 from .toyworld.dataset import ToyBirds, ToyBirdsConfig, load_toybirds
 
 GRID = 10.0 ** np.arange(-3, 4)
-EXTRACTORS = ("pretrained_vit", "random_vit", "pretrained_cnn", "pixels")
+# The chapter's names -> `features.extract` specifications.
+EXTRACTORS = {"pretrained_vit": "toy_vit_hybrid_64", "random_vit": "random:toy_vit_hybrid_64",
+              "pretrained_cnn": "toy_resnet_nopool_64", "pixels": "pixels"}
 
 
 def _zscore(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
@@ -72,16 +72,11 @@ def eszsl_probe(features: np.ndarray, world: ToyBirds, form: str = "subtract_see
             "_scores": scores, "_labels": y_test, "_seen_cols": seen_cols}
 
 
-def extract(extractor: str, world: ToyBirds, seed: int = 0, device="cpu") -> np.ndarray:
+def extract(extractor: str, world: ToyBirds, device="cpu") -> np.ndarray:
     """Features of every image of `world` for one of EXTRACTORS."""
-    if extractor == "pixels":
-        return pixel_features(world.images)
-    if extractor == "random_vit":
-        return backbone_features(random_init("toy_vit_p8_64", seed), world.images, device=device)
-    name = {"pretrained_vit": "toy_vit_p8_64", "pretrained_cnn": "toy_resnet_64"}.get(extractor)
-    if name is None:
-        raise ValueError(f"unknown extractor {extractor!r}; choose one of {EXTRACTORS}")
-    return backbone_features(load_or_pretrain(name), world.images, device=device)
+    if extractor not in EXTRACTORS:
+        raise ValueError(f"unknown extractor {extractor!r}; choose one of {list(EXTRACTORS)}")
+    return features.extract(EXTRACTORS[extractor], world.images, device)
 
 
 def public(result: dict) -> dict:
@@ -97,12 +92,12 @@ def run_study(mode: str, seeds, extractors=EXTRACTORS, device="cpu", log=print) 
     for seed in seeds:
         world = load_toybirds(ToyBirdsConfig.for_mode(mode, seed=seed))
         for e in extractors:
-            per_seed[e].append(public(eszsl_probe(extract(e, world, seed, device), world)))
+            per_seed[e].append(public(eszsl_probe(extract(e, world, device), world)))
             log(f"seed {seed} {e}: " + ", ".join(f"{k} {per_seed[e][-1][k]}" for k in ("T1", "U", "S", "H")))
     summary = {e: {k: {"mean": round(float(np.mean([r[k] for r in rs])), 2),
                        "std": round(float(np.std([r[k] for r in rs])), 2)} for k in rs[0]}
                for e, rs in per_seed.items()}
-    config = {"mode": mode, "world": asdict(ToyBirdsConfig.for_mode(mode)), "extractors": list(extractors),
+    config = {"mode": mode, "world": asdict(ToyBirdsConfig.for_mode(mode)), "extractors": {e: EXTRACTORS[e] for e in extractors},
               "probe": "ESZSL on z-scored features, (alpha, beta) and gamma chosen on the validation protocol",
               "grid": GRID.tolist(), "calibration": "subtract_seen on row-standardised scores"}
     return provenance.run_record(f"probe_{mode}", config, list(seeds),

@@ -1,7 +1,7 @@
 """Mg-MRN on ToyBirds: the model builder, the chapter's short schedule, and the protocol run
 of `zsl_lib.experiment` from the command line:
 
-    python -m zsl_lib.mgmrn.experiment --mode book --seed 0 --steps 1000 --out results/mgmrn_book.json
+    python -m zsl_lib.mgmrn.experiment --mode book --seed 0 --out results/mgmrn_book.json
 
 The toy recipe (`TOY_RECIPE`) keeps the paper's optimiser (SGD, momentum 0.9, one step on
 Eq. 13) with a learning rate and schedule sized for a thousand steps of a small CNN: lr 0.03
@@ -25,12 +25,13 @@ from .model import MgMRN
 
 TOY_RECIPE = dict(optimizer="sgd", momentum=0.9, lr=0.03, weight_decay=1e-4, warmup_steps=10, schedule="cosine",
                   grad_clip=1.0, batch_size=32)
+BOOK_RECIPE = TOY_RECIPE | dict(steps=1000)
 
 
 def build(world: ToyBirds, cfg: MgMRNConfig, seen_classes, seed: int = 0) -> MgMRN:
     """Mg-MRN on the toy-pretrained ResNet (fine-tuned, as the paper fine-tunes ResNet-101) with
     ToyBirds' GloVe attribute vectors and L2-normalised class attribute vectors."""
-    return experiment.assemble(MgMRN, lambda: load_or_pretrain("toy_resnet_64"),
+    return experiment.assemble(MgMRN, lambda: load_or_pretrain("toy_resnet_nopool_64"),
                                attribute_word_vectors(world.attribute_phrases), world.class_attributes,
                                seen_classes, cfg, seed)
 
@@ -52,7 +53,7 @@ def load_trained(record: dict, state_path: Path) -> tuple[MgMRN, ToyBirds]:
 
 
 def main(argv=None) -> None:
-    experiment.main("mgmrn", preset, build, "paper", TOY_RECIPE, "stacking", argv)
+    experiment.main("mgmrn", preset, build, "paper", BOOK_RECIPE, "stacking", argv)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ PART_NAMES: tuple[str, ...] = ("tail", "legs", "body", "belly", "wing", "head", 
 ATTRIBUTE_PARTS: tuple[str, ...] = tuple(g.part for g in GROUPS for _ in g.values)
 # A bird's scale is its size value's factor times a jitter of +-8 %. (With the first edition's
 # factors 0.8 / 1.0 / 1.2 and a +-25 % jitter the three sizes overlapped so much that even a
-# perfect reader of a bird's scale could name the size of only about 63 % of images.)
+# perfect reader of a bird's scale could name the size of only 67 % of images.)
 SIZE_FACTOR = {"small": 0.8, "medium": 1.0, "large": 1.25}
 SIZE_JITTER = (0.92, 1.08)
 _GENUS = {"cone": "Finch", "needle": "Warbler", "hooked": "Shrike"}

@@ -1,4 +1,4 @@
-"""ToyShapes: the pretraining world (our stand-in for ImageNet).
+"""ToyShapes: the non-bird objects of the pretraining world ToyNet (`toynet`), as ImageNet holds objects besides birds.
 
 Scenes of one to three geometric objects on the same cluttered backgrounds as
 ToyBirds, but with no birds in them. The label is the largest object's

@@ -49,7 +49,7 @@ class VSPCN(nn.Module):
 
     Args:
         backbone: a timm VisionTransformer with a class token and the class token's
-            position in `pos_embed` (e.g. vit_base_patch16_224, toy_vit_p8_64).
+            position in `pos_embed` (e.g. vit_base_patch16_224, toy_vit_hybrid_64).
         word_vectors: (A, d_w) attribute word vectors G (fixed).
         class_attributes: (C, A) class attribute vectors a_c of all classes.
         seen_classes: indices of the seen classes (the columns training uses).
@@ -61,7 +61,7 @@ class VSPCN(nn.Module):
         super().__init__()
         if getattr(backbone, "cls_token", None) is None or backbone.no_embed_class or backbone.num_reg_tokens:
             raise ValueError("VSPCN needs a ViT with a class token, its position in pos_embed and no "
-                             "register tokens (e.g. timm vit_base_patch16_224 or toy_vit_p8_64)")
+                             "register tokens (e.g. timm vit_base_patch16_224 or toy_vit_hybrid_64)")
         self.cfg = cfg
         self.vit = backbone
         dim, num_patches = backbone.embed_dim, backbone.patch_embed.num_patches

@@ -1,0 +1,48 @@
+"""ToyNet, the pretraining world: labels by class only, no leak of the book's unseen species, determinism."""
+import numpy as np
+
+from zsl_lib.toyworld import birds, shapes, toynet
+
+
+def test_no_toynet_species_is_near_an_unseen_species_of_the_protected_worlds():
+    dominant = np.array([s.dominant for s in toynet.make_species()])
+    protected = toynet.protected_unseen_profiles()
+    assert len(protected) == 25 * len(toynet.PROTECTED_WORLD_SEEDS)
+    assert toynet.leak_violations(dominant, protected) == []
+    closest = (dominant[:, None] != protected[None]).sum(-1).min()
+    assert closest >= toynet.MIN_GROUPS_FROM_UNSEEN
+
+
+def test_the_check_catches_a_planted_leak():
+    protected = toynet.protected_unseen_profiles(seeds=(0,))
+    leaked = protected[3].copy()
+    leaked[0] = (leaked[0] + 1) % len(birds.GROUPS[0].values)     # one group away from an unseen species
+    problems = toynet.leak_violations(np.stack([leaked, protected[5]]), protected)
+    assert "ToyNet species 0 differs from protected unseen profile 3 in 1 group(s)" in problems
+    assert any(p.startswith("ToyNet species 1 ") and "in 0 group(s)" in p for p in problems)
+
+
+def test_species_are_distinct_fine_grained_genera():
+    species = toynet.make_species()
+    dominant = np.array([s.dominant for s in species])
+    assert len(species) == toynet.N_BIRD_SPECIES
+    differ = (dominant[:, None] != dominant[None]).sum(-1)
+    np.fill_diagonal(differ, 99)
+    assert differ.min() >= 2                                          # pairwise at least two groups apart
+    # within a genus (consecutive blocks of GENUS_SIZE), species are close: at most four groups apart
+    blocks = dominant[: len(dominant) // toynet.GENUS_SIZE * toynet.GENUS_SIZE].reshape(-1, toynet.GENUS_SIZE, 9)
+    within = (blocks[:, :, None] != blocks[:, None]).sum(-1).max()
+    assert within <= 4
+    # every value of every group occurs, so every attribute is something pretraining can need
+    for g, group in enumerate(birds.GROUPS):
+        assert set(dominant[:, g]) == set(range(len(group.values)))
+
+
+def test_scenes_are_deterministic_and_labelled_by_class_only():
+    a = toynet.render_scene(np.random.default_rng([0, 5]))
+    b = toynet.render_scene(np.random.default_rng([0, 5]))
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1] and isinstance(a[1], int)
+    labels = [toynet.render_scene(np.random.default_rng([1, i]), 32)[1] for i in range(200)]
+    birds_share = np.mean(np.array(labels) < toynet.N_BIRD_SPECIES)
+    assert abs(birds_share - toynet.BIRD_FRACTION) < 0.1
+    assert max(labels) < toynet.num_classes() == toynet.N_BIRD_SPECIES + shapes.NUM_CLASSES
