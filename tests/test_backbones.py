@@ -99,9 +99,10 @@ def test_pretraining_code_path(tmp_path, name):
     assert not list(tmp_path.glob(".*.ckpt")), "the resume checkpoint is removed once the weights are stored"
 
 
-def test_interrupted_pretraining_resumes_exactly(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", TOY_BACKBONES)
+def test_interrupted_pretraining_resumes_exactly(tmp_path, name):
     """Stop after the step-2 checkpoint, resume: the stored weights equal an uninterrupted run's."""
-    name, cfg = "toy_resnet_nopool_64", PretrainConfig(**TINY)
+    cfg = PretrainConfig(**TINY)
     pretrain(name, cfg, tmp_path / "whole", log=lambda *_: None)
 
     class Stop(Exception):
@@ -121,14 +122,18 @@ def test_interrupted_pretraining_resumes_exactly(tmp_path, monkeypatch):
     assert all(torch.equal(whole[k], parts[k]) for k in whole)
 
 
-def test_resume_refuses_another_recipe(tmp_path):
+def test_no_pretraining_work_is_lost_by_mistake(tmp_path):
     name = "toy_resnet_nopool_64"
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        pretrain(name, PretrainConfig(**TINY), tmp_path, resume=True)
 
     def stop(line):
         if " step 3/" in line:
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
         pretrain(name, PretrainConfig(**TINY), tmp_path, log=stop)
+    with pytest.raises(FileExistsError, match="holds an unfinished pretraining .* --resume"):
+        pretrain(name, PretrainConfig(**TINY), tmp_path)
     with pytest.raises(ValueError, match="written by another recipe"):
         pretrain(name, PretrainConfig(**(TINY | {"lr": 5e-4})), tmp_path, resume=True)
 

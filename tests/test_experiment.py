@@ -30,14 +30,13 @@ def test_run_records_a_validation_curve_and_scores_each_split_once(smoke_world, 
     cfg = TrainConfig(steps=150, batch_size=32, lr=1e-2, device="cpu", log_every=1000)
     report = experiment.run(smoke_world, lambda seen: PixelReader(smoke_world.class_attributes, seen), cfg,
                             log=lambda *_: None, own_calibration="stacking")
-    val_cfg = experiment.validation_schedule(smoke_world, cfg)
-    per_epoch = len(smoke_world.splits["train"]) // cfg.batch_size
+    # smoke world: 780 `train` images, 24 batches of 32 an epoch; the validation run makes
+    # round(150 * 780 / 1200) = 98 steps, so four epochs end, after 24, 48, 72 and 96 steps
     curve = report["_validation_curve"]
-    assert [p["epoch"] for p in curve] == list(range(1, val_cfg.steps // per_epoch + 1)) and len(curve) >= 3
-    assert [p["step"] for p in curve] == [per_epoch * p["epoch"] for p in curve]
+    assert [(p["epoch"], p["step"]) for p in curve] == [(1, 24), (2, 48), (3, 72), (4, 96)]
     assert all(0 <= p["H_val"] <= 1 for p in curve)
     # the curve's points and the chosen gammas score the validation images; the final model the test images once
-    n_val = len(smoke_world.protocol("val")[0])
+    n_val = len(smoke_world.protocol("val")[0])            # 420 images (val_seen + val_unseen)
     n_test = len(smoke_world.protocol("test")[0])
     assert calls == [n_val] * (len(curve) + 1) + [n_test]
     assert {"T1", "H", "stacking_H", "stacking_gamma"} <= set(report)
@@ -72,3 +71,21 @@ def test_command_line_stores_a_run_with_provenance_and_a_curve_only_record(smoke
     assert set(curve["metrics"]) == {"validation_curve"}
     assert [p["epoch"] for p in curve["metrics"]["validation_curve"]] == [1, 2, 3]      # 78 steps
     assert [p["step"] for p in curve["metrics"]["validation_curve"]] == [24, 48, 72]
+
+
+def test_the_curve_does_not_change_the_validation_model(smoke_world):
+    """Evaluating at every epoch end must leave the training untouched: same weights as without it."""
+    cfg = TrainConfig(steps=100, batch_size=32, lr=1e-2, device="cpu", log_every=1000)
+
+    def build(seen):
+        torch.manual_seed(0)
+        return PixelReader(smoke_world.class_attributes, seen)
+    with_curve, curve = experiment.validation_run(smoke_world, build, cfg, log=lambda *_: None)
+    without = build(smoke_world.trainclasses1)
+    sp = smoke_world.splits
+    from zsl_lib.train import train
+    train(without, smoke_world.images[sp["train"]], smoke_world.labels[sp["train"]],
+          experiment.validation_schedule(smoke_world, cfg), log=lambda *_: None)
+    assert len(curve) == 2
+    for (name, a), b in zip(with_curve.state_dict().items(), without.state_dict().values()):
+        assert torch.equal(a, b), name

@@ -52,3 +52,17 @@ def test_bayes_reader_is_near_perfect_and_beats_a_reader_of_one_group(smoke_worl
         assert perception.bayes_reader(smoke_world)["accuracy_all_classes"] < 0.5
     finally:
         smoke_world.attributes = original
+
+
+def test_ridge_strength_is_chosen_without_test_images(smoke_world):
+    """Scrambling the attributes of every test image moves the test score, never the chosen strengths."""
+    import copy
+    features = np.asarray(smoke_world.attributes, np.float64) + np.random.default_rng(1).normal(
+        scale=0.8, size=smoke_world.attributes.shape)
+    honest = perception.ridge_strengths(features, smoke_world)
+    scrambled = copy.copy(smoke_world)
+    scrambled.attributes = np.array(smoke_world.attributes)
+    test = smoke_world.splits["test_unseen"]
+    scrambled.attributes[test] = scrambled.attributes[np.random.default_rng(0).permutation(test)]
+    assert perception.ridge_strengths(features, scrambled) == honest
+    assert perception.decodability(features, scrambled) != perception.decodability(features, smoke_world)

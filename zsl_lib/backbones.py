@@ -58,21 +58,20 @@ default_cfgs = generate_default_cfgs({
 
 def resnet_trunk() -> nn.Sequential:
     """The toy ResNet's stem and first three stages (64 px -> (B, 128, 8, 8)), named as in the ResNet
-    so its weights load by name, with every BatchNorm frozen (fixed statistics and affine), so
-    the trunk computes the same function in training and evaluation mode."""
+    so its weights load by name, frozen: no parameter trains, and every BatchNorm keeps fixed
+    statistics, so the trunk computes the same function in training and evaluation mode."""
     net = NoPoolResNet(**RESNET_ARGS)
     trunk = nn.Sequential(OrderedDict((k, getattr(net, k)) for k in ("conv1", "bn1", "act1", "layer1", "layer2",
                                                                        "layer3")))
-    return freeze_batch_norm_2d(trunk)
+    return freeze_batch_norm_2d(trunk).requires_grad_(False)
 
 
 def load_trunk(vit: VisionTransformer, resnet: nn.Module) -> None:
-    """Copy a toy ResNet's weights into a hybrid ViT's trunk and freeze the trunk."""
+    """Copy a toy ResNet's weights into a hybrid ViT's (frozen) trunk."""
     trunk = vit.patch_embed.backbone
     state = {k: v for k, v in resnet.state_dict().items() if k.split(".")[0] in dict(trunk.named_children())
              and not k.endswith("num_batches_tracked")}
     trunk.load_state_dict(state)
-    trunk.requires_grad_(False)
 
 
 RESNET_ARGS = dict(block=BasicBlock, layers=(2, 2, 2, 2), channels=(32, 64, 128, 256), stem_width=32)
@@ -139,15 +138,16 @@ def load_or_pretrain(name: str, pretrain_steps: int | None = None, log=print) ->
     neither has them (about 80 CPU minutes at the default recipe). The file's sha256 must
     match the registry, so a damaged download or a half-written file is never used.
     """
-    from .pretraining import PretrainConfig, pretrain
+    from .pretraining import PretrainConfig, checkpoint_path, pretrain
     if name not in TOY_BACKBONES:
         raise ValueError(f"unknown toy backbone {name!r}; choose one of {TOY_BACKBONES} "
                          "(real backbones come from timm.create_model(..., pretrained=True))")
     found = artifact_path(name)
     if found is None:
-        log(f"no stored weights for {name}: pretraining on ToyNet into {cache_dir() / 'artifacts'}")
+        out = cache_dir() / "artifacts"
+        log(f"no stored weights for {name}: pretraining on ToyNet into {out}")
         cfg = PretrainConfig.for_backbone(name, **({} if pretrain_steps is None else {"steps": pretrain_steps}))
-        pretrain(name, cfg, cache_dir() / "artifacts", log=log)
+        pretrain(name, cfg, out, resume=checkpoint_path(name, out).exists(), log=log)
         found = artifact_path(name)
     path, entry = found
     digest = sha256_file(path)

@@ -17,7 +17,7 @@ the same thing on both: a softmax probability does not (it shrinks with the numb
 classes), a z-score roughly does.
 
 Scoring a split is the slow part; `split_scores` does it once, and `choose_gamma` /
-`evaluate` take its result (`scores=`) to apply several calibrations to one forward pass.
+`evaluate` take its result (`scored=`) to apply several calibrations to one forward pass.
 """
 from __future__ import annotations
 
@@ -69,16 +69,16 @@ def _calibrated(name: str, scored) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 
 def choose_gamma(model: torch.nn.Module, world: SplitProtocol, name: str, device: str = "auto",
-                 scores=None) -> metrics.GZSLResult:
+                 scored=None) -> metrics.GZSLResult:
     """Best validation H and its gamma, for a model trained with `trainclasses1` as its seen classes
-    (`scores`: this model's `split_scores(..., "val")`, if already computed)."""
-    scores, labels, seen_cols, form = _calibrated(name, scores or split_scores(model, world, "val", device))
+    (`scored`: this model's `split_scores(..., "val")`, if already computed)."""
+    scores, labels, seen_cols, form = _calibrated(name, scored or split_scores(model, world, "val", device))
     return metrics.seen_unseen_curve(scores, labels, seen_cols, form).best()
 
 
 def evaluate(model: torch.nn.Module, world: SplitProtocol, gamma: float, name: str, device: str = "auto",
-             scores=None) -> dict:
+             scored=None) -> dict:
     """Test-split report (fractions) of a model trained on `trainval`, at a given gamma
-    (`scores`: this model's `split_scores(..., "test")`, if already computed)."""
-    scores, labels, seen_cols, form = _calibrated(name, scores or split_scores(model, world, "test", device))
+    (`scored`: this model's `split_scores(..., "test")`, if already computed)."""
+    scores, labels, seen_cols, form = _calibrated(name, scored or split_scores(model, world, "test", device))
     return metrics.gzsl_report(scores, labels, seen_cols, gamma, form)

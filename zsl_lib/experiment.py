@@ -62,7 +62,7 @@ def validation_run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Modul
                    log=print) -> tuple[torch.nn.Module, list[dict]]:
     """The protocol's first run: a model of the `trainclasses1` seen classes trained on `train` for the
     final run's epochs (`validation_schedule`), and its learning curve, the validation H (headline
-    calibration, best gamma) at each epoch end: [{"epoch", "step", "H_val"}, ...]."""
+    calibration, best gamma) at each epoch end: [{"epoch", "step" (steps done), "H_val"}, ...]."""
     val_cfg = validation_schedule(world, train_cfg)
     batches_per_epoch = len(world.splits["train"]) // val_cfg.batch_size
     curve = []
@@ -89,7 +89,7 @@ def run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Module], train_c
     start = time.time()
     val_model, curve = validation_run(world, build, train_cfg, log)
     val_scores = evaluate.split_scores(val_model, world, "val", train_cfg.device)
-    chosen = {name: evaluate.choose_gamma(val_model, world, name, scores=val_scores)
+    chosen = {name: evaluate.choose_gamma(val_model, world, name, scored=val_scores)
               for name in (HEADLINE, own_calibration)}
     for name, result in chosen.items():
         log(f"validation ({name}): H {100 * result.H:.1f} at gamma {result.gamma:.4f} ({time.time() - start:.0f} s)")
@@ -98,7 +98,7 @@ def run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Module], train_c
     test_scores = evaluate.split_scores(model, world, "test", train_cfg.device)
     report = {}
     for name, prefix in ((HEADLINE, ""), (own_calibration, own_calibration + "_")):
-        test = evaluate.evaluate(model, world, chosen[name].gamma, name, scores=test_scores)
+        test = evaluate.evaluate(model, world, chosen[name].gamma, name, scored=test_scores)
         test["H_val"] = chosen[name].H
         report |= {prefix + k: v for k, v in test.items() if not (prefix and k in SHARED)}
     report.update(chance_T1=1.0 / len(world.unseen_classes),

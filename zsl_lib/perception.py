@@ -9,12 +9,12 @@ Two measurements, both on one ToyBirds world:
   drawn values, and scored on `test_unseen` images, so it measures attribute reading that
   transfers to new species, not species memory. The ridge strength is chosen per group on the
   validation protocol (fit on `train`, score `val_unseen`), never on the test split. The
-  score is *balanced* accuracy, the mean over values of the recall of each value, so
-  chance is exactly 1 / (number of values) whatever the values' frequencies.
+  score is *balanced* accuracy, the mean over values of the recall of each value, so a
+  reader that guesses uniformly scores 1 / (number of values) whatever the values' frequencies.
 * **The Bayes limit**: a reader that knows every image's drawn values exactly and the
   world's species tables names the species by Bayes' rule (uniform prior),
-  argmax_c prod_g P(value_g | c). Its accuracy is the ceiling that no backbone can pass; the
-  gap between it and a model is what the features or the model lose.
+  argmax_c prod_g P(value_g | c). Its accuracy (and T1) is the ceiling for naming species
+  from attributes; the gap between it and a model is what the features or the model lose.
 
     python -m zsl_lib.perception --mode book --worlds 0 1 2 --out results/perception_book.json
 """
@@ -64,28 +64,46 @@ def group_values(world: ToyBirds, indices: np.ndarray) -> np.ndarray:
                     axis=1)
 
 
-def decodability(features: np.ndarray, world: ToyBirds, grid=RIDGE_GRID) -> dict[str, float]:
-    """Balanced accuracy per attribute group on `test_unseen`, as fractions. The ridge strength of
-    each group is chosen on the validation protocol (fit on `train`, score on `val_unseen`)."""
+def standardised(features: np.ndarray, fit: np.ndarray, *rows: np.ndarray) -> list[np.ndarray]:
+    """Rows of `features` z-scored with the mean and spread of the rows `fit` (first the fit rows)."""
+    X = np.asarray(features, np.float64)
+    mean, sd = X[fit].mean(0), X[fit].std(0) + 1e-6
+    return [(X[idx] - mean) / sd for idx in (fit, *rows)]
+
+
+def ridge_strengths(features: np.ndarray, world: ToyBirds, grid=RIDGE_GRID) -> dict[str, float]:
+    """The validation protocol's choice of ridge strength for each group: features z-scored on
+    `train`, ridge fitted on `train`, balanced accuracy on `val_unseen` (seen classes held out
+    as pseudo-unseen). No test image is used."""
     sp = world.splits
-    train_mean, train_sd = features[sp["trainval"]].mean(0), features[sp["trainval"]].std(0) + 1e-6
-    X = (np.asarray(features, np.float64) - train_mean) / train_sd                 # (n, d)
-    values = {name: group_values(world, sp[name]) for name in ("train", "val_unseen", "trainval", "test_unseen")}
-    on_train, on_trainval = Ridge(X[sp["train"]]), Ridge(X[sp["trainval"]])
-    out = {}
+    X_train, X_val = standardised(features, sp["train"], sp["val_unseen"])
+    v_train, v_val = group_values(world, sp["train"]), group_values(world, sp["val_unseen"])
+    ridge, out = Ridge(X_train), {}
     for g, group in enumerate(birds.GROUPS):
         onehot = np.eye(len(group.values))
-        val_scores = [balanced_accuracy(on_train.fit_predict(onehot[values["train"][:, g]], X[sp["val_unseen"]],
-                                                             lam).argmax(1), values["val_unseen"][:, g])
-                      for lam in grid]
-        lam = grid[int(np.argmax(val_scores))]
-        pred = on_trainval.fit_predict(onehot[values["trainval"][:, g]], X[sp["test_unseen"]], lam).argmax(1)
-        out[group.name] = balanced_accuracy(pred, values["test_unseen"][:, g])
+        scores = [balanced_accuracy(ridge.fit_predict(onehot[v_train[:, g]], X_val, lam).argmax(1), v_val[:, g])
+                  for lam in grid]
+        out[group.name] = float(grid[int(np.argmax(scores))])
     return out
 
 
+def decodability(features: np.ndarray, world: ToyBirds, grid=RIDGE_GRID) -> dict[str, float]:
+    """Balanced accuracy per attribute group on `test_unseen`, as fractions: ridge fitted on the
+    seen classes' `trainval` images (features z-scored on them), at the strength `ridge_strengths`
+    chose on the validation protocol."""
+    sp = world.splits
+    strengths = ridge_strengths(features, world, grid)
+    X_trainval, X_test = standardised(features, sp["trainval"], sp["test_unseen"])
+    v_trainval, v_test = group_values(world, sp["trainval"]), group_values(world, sp["test_unseen"])
+    ridge = Ridge(X_trainval)
+    return {group.name: balanced_accuracy(
+                ridge.fit_predict(np.eye(len(group.values))[v_trainval[:, g]], X_test, strengths[group.name]).argmax(1),
+                v_test[:, g])
+            for g, group in enumerate(birds.GROUPS)}
+
+
 def chance(group: birds.AttributeGroup) -> float:
-    """Balanced accuracy of a reader that guesses: 1 / (number of values)."""
+    """Balanced accuracy, in expectation, of a reader that guesses uniformly: 1 / (number of values)."""
     return 1.0 / len(group.values)
 
 

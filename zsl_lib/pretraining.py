@@ -61,20 +61,18 @@ class PretrainConfig:
 
 
 class ToyNetStream(torch.utils.data.IterableDataset):
-    """ToyNet scenes start, start + 1, ... (until `stop`), scene i fixed by (seed, i); with several
-    loader workers, worker w takes every w-th scene."""
+    """ToyNet scenes start, start + 1, ... (until `stop`), scene i fixed by (seed, i). Read it with at
+    most one loader worker: the order of the scenes is what makes a resumed run exact."""
 
     def __init__(self, seed: int, image_size: int, n_species: int, start: int = 0, stop: int | None = None):
         self.seed, self.image_size, self.n_species, self.start, self.stop = seed, image_size, n_species, start, stop
 
     def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        wid, nw = (info.id, info.num_workers) if info else (0, 1)
-        i = self.start + wid
+        i = self.start
         while self.stop is None or i < self.stop:
             image, label = toynet.render_scene(np.random.default_rng([self.seed, i]), self.image_size, self.n_species)
             yield torch.from_numpy(image), label
-            i += nw
+            i += 1
 
 
 class Classifier(nn.Module):
@@ -89,10 +87,26 @@ class Classifier(nn.Module):
         return self.head(self.backbone(x))          # (B, classes)
 
 
+def checkpoint_path(name: str, out_dir: Path) -> Path:
+    """Where an unfinished pretraining of `name` into `out_dir` keeps its state."""
+    return out_dir / f".{name}.pretraining.ckpt"
+
+
 def pretrain(name: str, cfg: PretrainConfig, out_dir: Path, resume: bool = False, log=print) -> dict:
     """Pretrain `name` on ToyNet, write `<name>.pt` (fp16 backbone state dict) into `out_dir` and
-    its entry in `out_dir/registry.json`; returns the entry."""
+    its entry in `out_dir/registry.json`; returns the entry.
+
+    State is checkpointed atomically every `cfg.checkpoint_every` steps and after the last one;
+    `resume=True` continues from it exactly (same scenes, same weights). Starting afresh over an
+    unfinished run's checkpoint, or resuming one written by another recipe or on other trunk
+    weights, is refused, so no work is lost by mistake."""
     sha = provenance.git_sha()
+    ckpt = checkpoint_path(name, out_dir)
+    if resume and not ckpt.exists():
+        raise FileNotFoundError(f"nothing to resume: no unfinished pretraining of {name} at {ckpt}")
+    if not resume and ckpt.exists():
+        raise FileExistsError(f"{ckpt} holds an unfinished pretraining of {name}: continue it with --resume, "
+                              "or delete the file to start again")
     torch.manual_seed(cfg.seed)
     model = Classifier(timm.create_model(name, num_classes=0), toynet.num_classes(cfg.n_species))
     source = INITIALISED_FROM.get(name)
@@ -105,17 +119,16 @@ def pretrain(name: str, cfg: PretrainConfig, out_dir: Path, resume: bool = False
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.steps))
-    checkpoint_path = out_dir / f".{name}.pretraining.ckpt"
     step, elapsed, losses = 0, 0.0, []
-    if resume and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, weights_only=False)
-        if state["config"] != asdict(cfg):
-            raise ValueError(f"{checkpoint_path} was written by another recipe ({state['config']}); "
-                             "delete it or pretrain with the same settings")
+    if resume:
+        state = torch.load(ckpt, weights_only=False)
+        if state["config"] != asdict(cfg) or state["initialised_from"] != source:
+            raise ValueError(f"{ckpt} was written by another recipe or on other trunk weights "
+                             f"({state['config']}, {state['initialised_from']}); pretrain with the same settings, "
+                             "or delete it to start again")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
         step, elapsed, losses = state["step"], state["elapsed"], state["losses"]
         log(f"resumed {name} at step {step}")
     stream = ToyNetStream(cfg.seed, cfg.image_size, cfg.n_species, start=step * cfg.batch_size,
@@ -135,12 +148,12 @@ def pretrain(name: str, cfg: PretrainConfig, out_dir: Path, resume: bool = False
         if step % cfg.log_every == 0 or step == cfg.steps:
             log(f"{name} step {step}/{cfg.steps} loss {np.mean(losses[-cfg.log_every:]):.3f} "
                 f"({time.time() - start:.0f} s)")
-        if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             out_dir.mkdir(parents=True, exist_ok=True)
-            with atomic_open(checkpoint_path, "wb") as f:
-                torch.save({"config": asdict(cfg), "step": step, "elapsed": time.time() - start, "losses": losses,
-                            "model": model.state_dict(), "optimizer": opt.state_dict(),
-                            "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state()}, f)
+            with atomic_open(ckpt, "wb") as f:
+                torch.save({"config": asdict(cfg), "initialised_from": source, "step": step,
+                            "elapsed": time.time() - start, "losses": losses, "model": model.state_dict(),
+                            "optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, f)
     train_seconds = time.time() - start
     metrics = held_out_accuracy(model, cfg)
     metrics["final_loss"] = round(float(np.mean(losses[-cfg.log_every:])), 4)
@@ -148,7 +161,7 @@ def pretrain(name: str, cfg: PretrainConfig, out_dir: Path, resume: bool = False
                              for i in range(0, len(losses), cfg.log_every)]
     log(f"{name}: held-out accuracy birds {metrics['acc_birds']:.3f}, objects {metrics['acc_objects']:.3f} "
         f"after {train_seconds:.0f} s")
-    return register(name, model.backbone, cfg, metrics, train_seconds, out_dir, sha, checkpoint_path, source)
+    return register(name, model.backbone, cfg, metrics, train_seconds, out_dir, sha, ckpt, source)
 
 
 @torch.no_grad()
@@ -168,7 +181,7 @@ def held_out_accuracy(model: Classifier, cfg: PretrainConfig) -> dict[str, float
 
 
 def register(name: str, backbone: nn.Module, cfg: PretrainConfig, metrics: dict, seconds: float, out_dir: Path,
-             sha: str | None, checkpoint_path: Path, initialised_from: dict | None) -> dict:
+             sha: str | None, ckpt: Path, initialised_from: dict | None) -> dict:
     """Store the backbone in fp16 atomically and record its sha256, recipe, starting weights and provenance."""
     state = {k: v.half() if v.is_floating_point() else v for k, v in backbone.state_dict().items()}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -186,7 +199,7 @@ def register(name: str, backbone: nn.Module, cfg: PretrainConfig, metrics: dict,
     registry = read_registry(out_dir / "registry.json")
     registry[name] = entry
     provenance.save_json(out_dir / "registry.json", registry)
-    checkpoint_path.unlink(missing_ok=True)
+    ckpt.unlink(missing_ok=True)
     return entry
 
 
@@ -202,7 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size)) if v is not None}
-    pretrain(args.name, PretrainConfig.for_backbone(args.name, **overrides), args.out, resume=args.resume)
+    pretrain(args.name, PretrainConfig.for_backbone(args.name, **overrides), args.out, resume=args.resume,
+             log=lambda line: print(line, flush=True))
 
 
 if __name__ == "__main__":
