@@ -14,7 +14,7 @@ def test_no_toynet_species_is_near_an_unseen_species_of_the_protected_worlds():
 
 
 def test_an_impossible_request_fails_with_a_message():
-    with pytest.raises(RuntimeError, match="could not draw 1000 ToyNet species in 50 tries"):
+    with pytest.raises(RuntimeError, match="could not draw 1000 ToyNet species in 50 genera"):
         toynet.make_species.__wrapped__(1000, max_tries=50)
 
 
@@ -27,20 +27,23 @@ def test_the_check_catches_a_planted_leak():
     assert any(p.startswith("ToyNet species 1 ") and "in 0 group(s)" in p for p in problems)
 
 
-def test_species_are_distinct_fine_grained_genera():
+def test_every_group_is_the_only_difference_between_some_species():
     species = toynet.make_species()
-    dominant = np.array([s.dominant for s in species])
     assert len(species) == toynet.N_BIRD_SPECIES
-    differ = (dominant[:, None] != dominant[None]).sum(-1)
-    np.fill_diagonal(differ, 99)
-    assert differ.min() >= 2                                          # pairwise at least two groups apart
-    # genera are fine-grained: species of one genus (consecutive blocks) are closer than species of two
-    genus = np.arange(len(dominant)) // toynet.GENUS_SIZE
-    same = genus[:, None] == genus[None]
-    assert differ[same & (differ < 99)].mean() < 4 < differ[~same].mean()
-    # every value of every group occurs, so every attribute is something pretraining can need
-    for g, group in enumerate(birds.GROUPS):
-        assert set(dominant[:, g]) == set(range(len(group.values)))
+    dominant = np.array([s.dominant for s in species])
+    assert len({tuple(d) for d in dominant}) == len(species)              # all distinct
+    genus = np.array([s.name.split("_")[1] for s in species])
+    deciding = {}
+    for g in np.unique(genus):
+        members = dominant[genus == g]
+        differs = (members != members[0]).any(0)                          # groups that vary in the genus
+        assert differs.sum() == (1 if len(members) > 1 else 0), g
+        if differs.any():
+            deciding[g] = birds.GROUPS[int(np.flatnonzero(differs)[0])].name
+            assert species[int(np.flatnonzero(genus == g)[0])].name.endswith(deciding[g].removeprefix("has_"))
+    # every group, small parts included, decides dozens of genera
+    counts = {group.name: list(deciding.values()).count(group.name) for group in birds.GROUPS}
+    assert min(counts.values()) >= 30, counts
 
 
 def test_scenes_are_deterministic_and_labelled_by_class_only():

@@ -53,7 +53,7 @@ class PretrainConfig:
 
     @classmethod
     def for_backbone(cls, name: str, **overrides) -> "PretrainConfig":
-        recipes = {"toy_resnet_nopool_64": dict(steps=4000, lr=2e-3, warmup_steps=200),
+        recipes = {"toy_resnet_nopool_64": dict(steps=4500, lr=2e-3, warmup_steps=200),
                    "toy_vit_hybrid_64": dict(steps=1200)}
         if name not in recipes:
             raise ValueError(f"no pretraining recipe for {name!r}; toy backbones: {TOY_BACKBONES}")
