@@ -23,6 +23,7 @@ when a file is missing it is pretrained once on the CPU into the cache folder.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import OrderedDict
 from pathlib import Path
 
@@ -135,7 +136,9 @@ def load_or_pretrain(name: str, pretrain_steps: int | None = None, log=print) ->
     """A toy backbone with its ToyNet weights, frozen-ready in eval mode, with `num_classes=0`.
 
     Looks for the shipped weights, then the cache; pretrains into the cache only if
-    neither has them (about 80 CPU minutes at the default recipe). The file's sha256 must
+    neither has them (about 80 CPU minutes at the default recipe), unless the environment
+    variable ZSL_ALLOW_PRETRAIN is "0" (the test suite sets it, so that missing weights
+    fail in a second instead of pretraining for an hour). The file's sha256 must
     match the registry, so a damaged download or a half-written file is never used.
     """
     from .pretraining import PretrainConfig, checkpoint_path, pretrain
@@ -143,6 +146,10 @@ def load_or_pretrain(name: str, pretrain_steps: int | None = None, log=print) ->
         raise ValueError(f"unknown toy backbone {name!r}; choose one of {TOY_BACKBONES} "
                          "(real backbones come from timm.create_model(..., pretrained=True))")
     found = artifact_path(name)
+    if found is None and os.environ.get("ZSL_ALLOW_PRETRAIN", "1") == "0":
+        raise FileNotFoundError(f"no stored weights for {name} in {ARTIFACTS} or {cache_dir() / 'artifacts'}, and "
+                                "ZSL_ALLOW_PRETRAIN=0 forbids pretraining them here (the test suite sets it). "
+                                f"Run `python -m zsl_lib.pretraining {name} --out zsl_lib/artifacts` first.")
     if found is None:
         out = cache_dir() / "artifacts"
         log(f"no stored weights for {name}: pretraining on ToyNet into {out}")
