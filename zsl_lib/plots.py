@@ -1,4 +1,5 @@
-"""Figures the chapters share: loss curves of several runs and attention over image patches."""
+"""Figures the chapters share: loss curves of several runs, validation learning curves, and
+attention over image patches."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,6 +19,19 @@ def loss_curves(ax, runs: dict[str, list[dict]], term: str = "total", window: in
         ax.plot(smooth([h[term] for h in history], window), label=name)
     ax.set_xlabel("step")
     ax.set_ylabel(f"{term} loss (running mean of {window})")
+    ax.legend(fontsize=8)
+
+
+def validation_curves(ax, runs: dict[str, dict], budget_steps: int) -> None:
+    """Validation H at each epoch end against the validation run's step, one line per stored run
+    (`runs`: label -> a record of `zsl_lib.experiment` with `metrics.validation_curve`), and a
+    dashed line at `budget_steps`, the validation run of the book recipe."""
+    for label, record in runs.items():
+        curve = record["metrics"]["validation_curve"]
+        ax.plot([p["step"] for p in curve], [p["H_val"] for p in curve], marker="o", markersize=3, label=label)
+    ax.axvline(budget_steps, color="grey", linestyle="--", linewidth=1, label="book recipe")
+    ax.set_xlabel("step of the validation run")
+    ax.set_ylabel("H on validation classes (%)")
     ax.legend(fontsize=8)
 
 
