@@ -159,6 +159,7 @@ def test_pretraining_objective_can_be_learned(name):
 def test_missing_weights_are_pretrained_into_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("ZSL_CACHE", str(tmp_path))
     monkeypatch.setattr(backbones, "ARTIFACTS", tmp_path / "nothing_shipped")
+    monkeypatch.setenv("ZSL_ALLOW_PRETRAIN", "0")
     with pytest.raises(FileNotFoundError, match="ZSL_ALLOW_PRETRAIN=0 forbids .*`python -m zsl_lib.pretraining"):
         load_or_pretrain("toy_resnet_nopool_64", pretrain_steps=2, log=lambda *_: None)
     monkeypatch.setenv("ZSL_ALLOW_PRETRAIN", "1")

@@ -1,4 +1,6 @@
-"""The leakage-free protocol of zsl_lib.experiment: its validation learning curve, and one forward pass per split."""
+"""The leakage-free protocol of zsl_lib.experiment: its validation learning curve, one forward pass per split, and the table of runs over worlds."""
+import numpy as np
+import pytest
 import torch
 
 from zsl_lib import evaluate, experiment
@@ -89,3 +91,21 @@ def test_the_curve_does_not_change_the_validation_model(smoke_world):
     assert len(curve) == 2
     for (name, a), b in zip(with_curve.state_dict().items(), without.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_compare_over_worlds_pairs_each_world_with_its_probe_row():
+    probe = {"seeds": [0, 1, 2], "git_sha": "0123456789", "metrics": {"per_seed": {"pretrained_cnn": [
+        {"T1": 40.0, "S_uncal": 50.0, "H": 30.0, "AUSUC": 20.0},
+        {"T1": 44.0, "S_uncal": 52.0, "H": 34.0, "AUSUC": 22.0},
+        {"T1": 42.0, "S_uncal": 54.0, "H": 32.0, "AUSUC": 24.0}]}}}
+    runs = {seed: {"git_sha": "abcdef0123", "wall_time_s": 400.0, "config": {"train": {"steps": 450}},
+                   "metrics": {"T1": 50.0 + seed, "S_uncal": 70.0, "H": 40.0 + 2 * seed, "AUSUC": 30.0}}
+            for seed in (2, 0)}
+    text, values = experiment.compare_over_worlds(probe, "pretrained_cnn", runs, "Mg-MRN")
+    assert values.shape == (2, 4, 2)
+    np.testing.assert_allclose(values[0], [[42, 52], [54, 70], [32, 44], [24, 30]])   # world 2 first, as given
+    np.testing.assert_allclose(values[1], [[40, 50], [50, 70], [30, 40], [20, 30]])
+    # H: model mean 42, probe mean 31 with sd sqrt(2): margin 11 / 1.414 = 7.8 sd
+    assert "+7.8 sd" in text.splitlines()[-2] and "git abcdef0, 450 steps" in text
+    with pytest.raises(ValueError, match="two worlds or more"):
+        experiment.compare_over_worlds(probe, "pretrained_cnn", {0: runs[0]}, "Mg-MRN")

@@ -193,3 +193,34 @@ def main(family: str, preset, build, default_preset: str, recipe: dict, own_cali
 def percent_curve(curve: list[dict]) -> list[dict]:
     """A validation curve as stored: H in percent, rounded."""
     return [dict(point, H_val=round(100 * point["H_val"], 2)) for point in curve]
+
+
+WORLD_COLUMNS = ("T1", "S_uncal", "H", "AUSUC")
+
+
+def compare_over_worlds(probe: dict, extractor: str, runs: dict[int, dict], model: str) -> tuple[str, np.ndarray]:
+    """A model's stored runs against the ESZSL probe on the same worlds: a printable table and
+    the numbers, (worlds, columns, 2) with [..., 0] the probe and [..., 1] the model.
+
+    `probe` is a `zsl_lib.probe` study record, `extractor` the probe's features ("pretrained_vit",
+    "pretrained_cnn"), `runs` {world seed: a run record of this module's command line}. The
+    columns (`WORLD_COLUMNS`) are T1, S without calibration, H at the validation gamma and
+    AUSUC; the last lines give the mean and the sample standard deviation over worlds and the
+    model's margin over the probe in units of the probe's standard deviation."""
+    if len(runs) < 2:
+        raise ValueError(f"compare_over_worlds needs runs on two worlds or more, got {sorted(runs)}: "
+                         "a spread over one world does not exist")
+    values = np.array([[[probe["metrics"]["per_seed"][extractor][probe["seeds"].index(seed)][k], run["metrics"][k]]
+                        for k in WORLD_COLUMNS] for seed, run in runs.items()])       # (W, K, 2)
+    head = f"{'world':>6s} | " + " | ".join(f"{k:^13s}" for k in WORLD_COLUMNS) + f" | {model} run"
+    lines = [head, f"{'':6s} | " + " | ".join(f"{'ESZSL':>6s} {model[:6]:>6s}" for _ in WORLD_COLUMNS) + " |"]
+    for (seed, run), row in zip(runs.items(), values):
+        lines.append(f"{seed:6d} | " + " | ".join(f"{p:6.1f} {m:6.1f}" for p, m in row)
+                     + f" | git {run['git_sha'][:7]}, {run['config']['train']['steps']} steps, {run['wall_time_s']:.0f} s")
+    mean, std = values.mean(0), values.std(0, ddof=1)
+    lines.append(f"{'mean':>6s} | " + " | ".join(f"{p:6.1f} {m:6.1f}" for p, m in mean) + " |")
+    lines.append(f"{'std':>6s} | " + " | ".join(f"{p:6.1f} {m:6.1f}" for p, m in std) + " |")
+    lines.append(f"{'margin':>6s} | " + " | ".join(f"{(m - p) / s:+10.1f} sd" if s > 0 else f"{'-':>13s}"
+                                                   for (p, m), s in zip(mean, std[:, 0])) + " |  (in probe sd)")
+    lines.append(f"probe: git {probe['git_sha'][:7]}")
+    return "\n".join(lines), values
