@@ -20,7 +20,7 @@ from ..train import TrainConfig
 from .config import TABLE2_ROWS, VSPCNConfig, preset, table2_row
 from .model import VSPCN
 
-BOOK_RECIPE = dict(steps=1200, batch_size=64, lr=1e-3)
+BOOK_RECIPE = dict(steps=300, batch_size=64, lr=1e-3)
 
 
 def build(world: ToyBirds, cfg: VSPCNConfig, seen_classes, seed: int = 0) -> VSPCN:
