@@ -76,7 +76,9 @@ def test_the_official_preset_trains_with_three_steps_per_batch_inside_train(smok
 def test_per_stage_steps_equal_one_summed_step_to_first_order(smoke_world):
     """Spec section 10.5: with a small learning rate, no momentum and no weight decay, the code's
     three steps move the weights as one step on Eq. (13) does, up to O(lr^2). (The curvature is
-    large - an unscaled decoder, batch norm over 4 images - so "small" means 1e-8 here.)"""
+    large - an unscaled decoder, batch norm over 4 images - and with the ToyNet ResNet one ReLU
+    input of this batch lies so close to zero that a step of 1e-8 already flips it, after
+    which the two updates differ by a constant 6e-4 relative; so "small" means 1e-9 here.)"""
     x, y = batch_to_input(smoke_world.images[:4]).double(), torch.arange(4)
 
     def change(opt_mode, lr):
@@ -92,11 +94,11 @@ def test_per_stage_steps_equal_one_summed_step_to_first_order(smoke_world):
         return torch.cat([p.detach().flatten() for p in model.parameters()]) - before
 
     gaps = {}
-    for lr in (1e-8, 1e-6):
+    for lr in (1e-9, 1e-6):
         a, b = change("per_stage_steps", lr), change("summed", lr)
         gaps[lr] = ((a - b).norm() / b.norm()).item()
-    assert gaps[1e-8] < 1e-3                                  # equal to first order ...
-    assert gaps[1e-6] > 10 * gaps[1e-8]                       # ... and apart at second order (it grows with lr)
+    assert gaps[1e-9] < 1e-6                                  # equal to first order ...
+    assert gaps[1e-6] > 100 * gaps[1e-9]                      # ... and apart at larger steps
 
 
 def test_resume_is_exact_with_a_fine_tuned_cnn(tmp_path, smoke_world):
