@@ -146,12 +146,12 @@ def load_or_pretrain(name: str, pretrain_steps: int | None = None, log=print) ->
         raise ValueError(f"unknown toy backbone {name!r}; choose one of {TOY_BACKBONES} "
                          "(real backbones come from timm.create_model(..., pretrained=True))")
     found = artifact_path(name)
-    if found is None and os.environ.get("ZSL_ALLOW_PRETRAIN", "1") == "0":
-        raise FileNotFoundError(f"no stored weights for {name} in {ARTIFACTS} or {cache_dir() / 'artifacts'}, and "
-                                "ZSL_ALLOW_PRETRAIN=0 forbids pretraining them here (the test suite sets it). "
-                                f"Run `python -m zsl_lib.pretraining {name} --out zsl_lib/artifacts` first.")
     if found is None:
         out = cache_dir() / "artifacts"
+        if os.environ.get("ZSL_ALLOW_PRETRAIN", "1") == "0":
+            raise FileNotFoundError(f"no stored weights for {name} in {ARTIFACTS} or {out}, and ZSL_ALLOW_PRETRAIN=0 "
+                                    "forbids pretraining them here (the test suite sets it). "
+                                    f"Run `python -m zsl_lib.pretraining {name} --out zsl_lib/artifacts` first.")
         log(f"no stored weights for {name}: pretraining on ToyNet into {out}")
         cfg = PretrainConfig.for_backbone(name, **({} if pretrain_steps is None else {"steps": pretrain_steps}))
         pretrain(name, cfg, out, resume=checkpoint_path(name, out).exists(), log=log)

@@ -179,15 +179,23 @@ def main(family: str, preset, build, default_preset: str, recipe: dict, own_cali
         return
     report = run(world, build_seen, train_cfg, own_calibration=own_calibration)
     state_sha = save_state(report["_model"], args.out.with_suffix(".pt"))
+    metrics = stored_metrics(report)
+    record = provenance.run_record(f"{family}_{args.mode}", config, [args.seed], metrics, time.time() - start, sha)
+    record["state_sha256"] = state_sha
+    provenance.save_json(args.out, record)
+    print(metrics)
+
+
+def stored_metrics(report: dict) -> dict:
+    """The metrics of a `run` report as stored and as the chapters print them: percent (rounded
+    to 0.01) except gammas and losses, the final run's loss in means of 25 steps, and the
+    validation curve in percent."""
     metrics = {k: (round(v, 5) if k.endswith("gamma") or k.startswith("loss") else round(100 * v, 2))
                for k, v in report.items() if not k.startswith("_")}
     metrics["loss_curve"] = [round(float(np.mean([h["total"] for h in report["_history"][i:i + 25]])), 4)
                              for i in range(0, len(report["_history"]), 25)]
     metrics["validation_curve"] = percent_curve(report["_validation_curve"])
-    record = provenance.run_record(f"{family}_{args.mode}", config, [args.seed], metrics, time.time() - start, sha)
-    record["state_sha256"] = state_sha
-    provenance.save_json(args.out, record)
-    print(metrics)
+    return metrics
 
 
 def percent_curve(curve: list[dict]) -> list[dict]:
