@@ -6,7 +6,7 @@ run of `zsl_lib.experiment` from the command line:
 `BOOK_RECIPE` is the book-size run's optimisation (Adam, batch 64, cosine decay): its number of
 steps sits where the validation run's learning curve (validation H at each epoch end) has
 levelled off, so that the ablation grids can afford dozens of such runs on a CPU: on book-size
-world 0, validation H reaches 66 % in the fifth epoch of `train` and stays within 1.5 points
+world 0, validation H reaches 66.6 % in the fifth epoch of `train` and stays within 1.6 points
 of it up to the sixteenth (`results/vspcn_book_curve.json`, a 900-step run), and the book run
 stops after about five epochs (190 validation steps, 300 final steps).
 """
