@@ -84,3 +84,24 @@ def test_decoder_free_head_and_the_zero_word_vector_fix():
     assert torch.all(raw(u)[:, 2] == 0)                                             # e_a = 0 reads out nothing
     with pytest.raises(ValueError, match="vsd_head 'linear' is not one of"):
         VisualSemanticDecoder(e, C, head="linear")
+
+
+def test_tied_readout_under_uniform_attention_stays_in_the_span_of_the_word_vectors():
+    """Word vectors that are sums of word vectors ("red crown" = red + crown) have rank below A.
+    When every attribute attends the same tokens, Eq. (10)'s z_a = e_a^T W p equals E (W p), so z
+    lies in the column space of E: the colour-to-part bindings outside it cannot be expressed.
+    The free read-out has no such limit."""
+    torch.manual_seed(2)
+    colours, parts = torch.randn(3, DW), torch.randn(2, DW)
+    e = torch.stack([c + p for p in parts for c in colours])                       # (6, DW), rank 4
+    assert torch.linalg.matrix_rank(e) == 4
+    u = torch.randn(B, 7, C)
+    tied, free = (VisualSemanticDecoder(e, C, hidden=DK, head=head) for head in ("w2v_bilinear", "free"))
+    for vsd in (tied, free):
+        torch.nn.init.zeros_(vsd.q.weight), torch.nn.init.zeros_(vsd.q.bias)      # every query alike: uniform attention
+    projector = e @ torch.linalg.pinv(e)                                            # onto the column space of E, (A, A)
+    z_tied, z_free = tied(u), free(u)
+    torch.testing.assert_close(z_tied @ projector.T, z_tied, atol=1e-4, rtol=1e-4)
+    assert (z_free - z_free @ projector.T).norm() > 0.1 * z_free.norm()
+    # the binding constraint itself: red-crown - blue-crown equals red-wing - blue-wing
+    torch.testing.assert_close(z_tied[:, 0] - z_tied[:, 1], z_tied[:, 3] - z_tied[:, 4], atol=1e-4, rtol=1e-4)

@@ -156,3 +156,22 @@ def test_cli_trains_and_evaluates_mgmrn(tmp_path, preset_name):
     assert 0 <= result["metrics"]["H"] <= 100
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert ("stage_1" in history[0]) == (preset_name == "official_code")
+
+
+def test_recipe_scan_stores_each_variant_and_resumes_without_redoing_it(tmp_path, monkeypatch):
+    from zsl_lib.mgmrn import recipe_scan
+    out = tmp_path / "scan.json"
+    variants = (recipe_scan.Variant("short", train=dict(steps=38)),
+                recipe_scan.Variant("short, frozen", train=dict(steps=38), freeze_backbone=True))
+    first = recipe_scan.scan(out, variants=variants[:1], mode="smoke", log=lambda *_: None)
+    row = first["metrics"]["variants"][0]
+    assert row["config"]["train"]["steps"] == 38 and row["validation_curve"][-1]["H_val"] >= 0
+    calls = []
+    real = recipe_scan.validation_curve
+    monkeypatch.setattr(recipe_scan, "validation_curve", lambda v, *a, **k: calls.append(v.label) or real(v, *a, **k))
+    second = recipe_scan.scan(out, variants=variants, mode="smoke", log=lambda *_: None)
+    assert calls == ["short, frozen"]                                   # the stored variant is kept, not re-run
+    assert second["metrics"]["variants"][0] == row and len(second["metrics"]["variants"]) == 2
+    recipe_scan.scan(out, variants=(recipe_scan.Variant("short", train=dict(steps=39)),),
+                     mode="smoke", log=lambda *_: None)
+    assert calls[-1] == "short"                                          # a changed configuration is re-run
