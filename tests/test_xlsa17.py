@@ -25,6 +25,8 @@ def test_statistics_of_the_real_split_files(ds):
     got = tuple(s[k] for k in ("seen", "unseen", "attributes", "trainval", "test_seen", "test_unseen", "images"))
     assert got == EXPECTED[ds]
     assert s["seen_unseen_disjoint"]
+    # CUB's 312 phrases share their words ("bill shape", colours): their vectors span only 85 dimensions
+    assert s["word_vector_rank"] == {"CUB": 85, "SUN": 101, "AWA2": 85}[ds]
     if ds != "CUB":   # the known leak of xlsa17's train_loc / val_loc
         assert s["train_loc_in_test_seen"] > 0 and s["val_loc_in_test_seen"] > 0
 

@@ -4,7 +4,8 @@ A dataset folder holds `att_splits.mat` (class names, attribute matrices, 1-base
 `*_loc` image indices), the image list, either as the original `res101.mat`
 (`image_files`, absolute paths of the authors' machines, and `labels`, 1-based) or as an
 `images.tsv` (`relative_path`, `label0`, 0-based) in the same order, and the class lists
-of the class-level validation split (`trainclasses1.txt`, `valclasses1.txt`).
+of the class-level validation split (`trainclasses1.txt`, `valclasses1.txt`); optionally the
+attribute word vectors (`attribute_w2v.npy`, A x 300), whose rank the statistics report.
 
     python -m zsl_lib.xlsa17 --root ../shared/data/zsl_benchmarks --out results/xlsa17_stats.json
 """
@@ -141,6 +142,11 @@ def split_statistics(folder: str | Path, dataset: str | None = None) -> dict:
              **{f"{k}_images": len(v) for k, v in val.items()},
              # xlsa17's own train/val lists (SUN, AWA2) overlap test_seen: a validation split on them leaks
              **{f"{k}_loc_in_test_seen": n for k, n in index["xlsa17_loc_in_test_seen"].items()}}
+    word_vectors = folder / "attribute_w2v.npy"
+    if word_vectors.exists():
+        # The attribute word vectors (A x 300, sums of the phrase's word vectors) span fewer than A
+        # dimensions when phrases share words: what a read-out tied to them can express (chapter 7).
+        stats["word_vector_rank"] = int(np.linalg.matrix_rank(np.load(word_vectors)))
     return stats
 
 
