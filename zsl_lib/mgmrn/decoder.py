@@ -20,6 +20,18 @@ import torch.nn as nn
 from .config import HEADS
 
 
+def word_vector_span(word_vectors: torch.Tensor, rtol: float = 1e-4) -> torch.Tensor:
+    """The orthogonal projector (A, A) onto the column space of E (A, d_w), the directions that
+    singular values above rtol times the largest span (float32 word vectors leave numerical dust).
+
+    Under the tied read-out z_a = e_a^T W p_a, attributes that attend alike (p_a = p) give
+    z = E (W p), which this projector leaves unchanged: the attribute vectors such a decoder can
+    predict. Phrase vectors that are sums of shared words ("red crown", "red wings") have rank
+    below A, and the missing directions are the bindings of a colour to a part."""
+    U, s, _ = torch.linalg.svd(word_vectors.double(), full_matrices=False)
+    basis = U[:, s > rtol * s[0]]                                            # (A, rank)
+    return basis @ basis.T
+
 
 class VisualSemanticDecoder(nn.Module):
     def __init__(self, word_vectors: torch.Tensor, channels: int, hidden: int = 1024, scaled: bool = True,
