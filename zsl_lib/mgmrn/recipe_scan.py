@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -49,11 +49,17 @@ VARIANTS = (
 )
 
 
+def train_config(variant: Variant, seed: int) -> TrainConfig:
+    """The book recipe with the variant's changes, on the CPU, as stored."""
+    return TrainConfig(**(BOOK_RECIPE | variant.train), seed=seed, device="cpu")
+
+
 def variant_config(variant: Variant, world_cfg: ToyBirdsConfig, seed: int) -> dict:
     """Everything that fixes a variant's result, as stored in JSON (and compared on resuming)."""
-    train_cfg = TrainConfig(**(BOOK_RECIPE | variant.train), seed=seed, device="cpu")
-    return json.loads(json.dumps({"label": variant.label, "preset": variant.preset, "model": asdict(preset(variant.preset, **variant.model)),
-            "train": asdict(train_cfg), "freeze_backbone": variant.freeze_backbone, "world": asdict(world_cfg)}))
+    return json.loads(json.dumps({"label": variant.label, "preset": variant.preset,
+                                  "model": asdict(preset(variant.preset, **variant.model)),
+                                  "train": asdict(train_config(variant, seed)),
+                                  "freeze_backbone": variant.freeze_backbone, "world": asdict(world_cfg)}))
 
 
 def validation_curve(variant: Variant, world, seed: int, log=print) -> list[dict]:
@@ -66,8 +72,8 @@ def validation_curve(variant: Variant, world, seed: int, log=print) -> list[dict
             model.backbone.requires_grad_(False)
         return model
 
-    train_cfg = TrainConfig(**(BOOK_RECIPE | variant.train), seed=seed, device="cpu", log_every=10_000)
-    _, curve = experiment.validation_run(world, build_seen, train_cfg, log=log)
+    _, curve = experiment.validation_run(world, build_seen, replace(train_config(variant, seed), log_every=10_000),
+                                         log=log)
     return experiment.percent_curve(curve)
 
 
