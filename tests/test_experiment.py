@@ -58,16 +58,16 @@ def test_command_line_stores_a_run_with_provenance_and_a_curve_only_record(smoke
         return PixelReader(world.class_attributes, seen)
 
     recipe = dict(steps=60, batch_size=32, lr=1e-2, device="cpu", log_every=1000)
+    family = experiment.Family("pixel", lambda name: Options(name), build, recipe, own_calibration="stacking",
+                               default_preset="default")
     args = ["--mode", "smoke", "--seed", "0", "--out"]
-    experiment.main("pixel", lambda name: Options(name), build, "default", recipe, "stacking",
-                    args + [str(tmp_path / "run.json")])
+    experiment.main(family, args + [str(tmp_path / "run.json")])
     record = provenance.load_json(tmp_path / "run.json")
     assert record["config"]["train"]["steps"] == 60 and record["config"]["validation_steps"] == 39
     assert record["config"]["model"] == {"name": "default"} and record["seeds"] == [0]
     assert [p["epoch"] for p in record["metrics"]["validation_curve"]] == [1]          # 39 steps of 24 an epoch
     assert (tmp_path / "run.pt").exists() and record["state_sha256"]
-    experiment.main("pixel", lambda name: Options(name), build, "default", recipe, "stacking",
-                    args + [str(tmp_path / "curve.json"), "--curve-only", "--steps", "120"])
+    experiment.main(family, args + [str(tmp_path / "curve.json"), "--curve-only", "--steps", "120"])
     curve = provenance.load_json(tmp_path / "curve.json")
     assert curve["name"] == "pixel_smoke_curve" and not (tmp_path / "curve.pt").exists()
     assert set(curve["metrics"]) == {"validation_curve"}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -34,6 +34,22 @@ from .train import TrainConfig, train
 
 HEADLINE, PAPER = "zscore_stacking", "eq19"      # PAPER: VSPCN's Eq. (19)
 SHARED = ("T1", "U_uncal", "S_uncal", "H_uncal", "_curve")   # the same under every calibration
+
+
+@dataclass(frozen=True)
+class Family:
+    """What the protocol, the command line and the ablation grids need of a model family.
+
+    `preset(name, **overrides)` gives a model configuration, `build(world, cfg, seen_classes,
+    seed)` the model, `recipe` the TrainConfig fields of its book-size run, `own_calibration`
+    the family's calibration (reported beside the headline one) and `default_preset` the
+    preset a run uses unless told otherwise."""
+    name: str
+    preset: Callable
+    build: Callable
+    recipe: dict
+    own_calibration: str
+    default_preset: str
 
 
 def assemble(model_class, backbone: Callable[[], torch.nn.Module], word_vectors: np.ndarray,
@@ -136,18 +152,16 @@ def load_state(model: torch.nn.Module, record: dict, state_path: Path) -> torch.
     return model.eval()
 
 
-def main(family: str, preset, build, default_preset: str, recipe: dict, own_calibration: str, argv=None) -> None:
+def main(family: Family, argv=None) -> None:
     """The command line of `python -m zsl_lib.<family>.experiment`: one protocol run, written with
-    provenance to `--out` (JSON) and its trained parameters beside it (`.pt`).
-
-    `preset(name)` gives the model configuration, `build(world, cfg, seen, seed)` the model,
-    `recipe` the TrainConfig fields of the family's book-size run (the command line overrides
-    steps, batch size and learning rate), `own_calibration` the family's calibration."""
-    parser = argparse.ArgumentParser(prog=f"python -m zsl_lib.{family}.experiment",
-                                     description=f"A {family} run on ToyBirds under the leakage-free protocol.")
+    provenance to `--out` (JSON) and its trained parameters beside it (`.pt`). The command line
+    overrides the recipe's steps, batch size and learning rate."""
+    recipe = family.recipe
+    parser = argparse.ArgumentParser(prog=f"python -m zsl_lib.{family.name}.experiment",
+                                     description=f"A {family.name} run on ToyBirds under the leakage-free protocol.")
     parser.add_argument("--mode", choices=["smoke", "book"], default="book")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--preset", default=default_preset)
+    parser.add_argument("--preset", default=family.default_preset)
     parser.add_argument("--steps", type=int, default=recipe["steps"])
     parser.add_argument("--batch-size", type=int, default=recipe["batch_size"])
     parser.add_argument("--lr", type=float, default=recipe["lr"])
@@ -159,31 +173,36 @@ def main(family: str, preset, build, default_preset: str, recipe: dict, own_cali
     sha, start = provenance.git_sha(), time.time()
     world_cfg = ToyBirdsConfig.for_mode(args.mode, seed=args.seed)
     world = load_toybirds(world_cfg)
-    cfg = preset(args.preset)
+    cfg = family.preset(args.preset)
     train_cfg = TrainConfig(**(recipe | dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                                      seed=args.seed)))
     config = {"mode": args.mode, "preset": args.preset, "model": asdict(cfg), "train": asdict(train_cfg),
               "validation_steps": validation_schedule(world, train_cfg).steps, "world": asdict(world_cfg),
-              "calibration": {"headline": HEADLINE, own_calibration + "_": own_calibration}}
+              "calibration": calibration_record(family)}
 
     def build_seen(seen):
-        return build(world, cfg, seen, args.seed)
+        return family.build(world, cfg, seen, args.seed)
 
     if args.curve_only:
         _, curve = validation_run(world, build_seen, train_cfg)
         metrics = {"validation_curve": percent_curve(curve)}
-        record = provenance.run_record(f"{family}_{args.mode}_curve", config, [args.seed], metrics,
+        record = provenance.run_record(f"{family.name}_{args.mode}_curve", config, [args.seed], metrics,
                                        time.time() - start, sha)
         provenance.save_json(args.out, record)
         print(metrics)
         return
-    report = run(world, build_seen, train_cfg, own_calibration=own_calibration)
+    report = run(world, build_seen, train_cfg, own_calibration=family.own_calibration)
     state_sha = save_state(report["_model"], args.out.with_suffix(".pt"))
     metrics = stored_metrics(report)
-    record = provenance.run_record(f"{family}_{args.mode}", config, [args.seed], metrics, time.time() - start, sha)
+    record = provenance.run_record(f"{family.name}_{args.mode}", config, [args.seed], metrics, time.time() - start, sha)
     record["state_sha256"] = state_sha
     provenance.save_json(args.out, record)
     print(metrics)
+
+
+def calibration_record(family: Family) -> dict:
+    """How a stored run names its calibrations: the headline one plain, the family's with its prefix."""
+    return {"headline": HEADLINE, family.own_calibration + "_": family.own_calibration}
 
 
 def stored_metrics(report: dict) -> dict:

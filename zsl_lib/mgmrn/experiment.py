@@ -61,8 +61,11 @@ def load_trained(record: dict, state_path: Path) -> tuple[MgMRN, ToyBirds]:
     return experiment.load_state(model, record, state_path), world
 
 
+FAMILY = experiment.Family("mgmrn", preset, build, BOOK_RECIPE, own_calibration="stacking", default_preset="paper")
+
+
 def main(argv=None) -> None:
-    experiment.main("mgmrn", preset, build, "paper", BOOK_RECIPE, "stacking", argv)
+    experiment.main(FAMILY, argv)
 
 
 if __name__ == "__main__":

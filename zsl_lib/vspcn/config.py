@@ -113,8 +113,13 @@ def preset(name: str, **overrides) -> VSPCNConfig:
     return replace(PRESETS[name], **overrides)
 
 
-def table2_row(row: int, base: str = "paper_default") -> VSPCNConfig:
-    """The configuration of one row of Table 2 on top of a preset."""
+def table2_switches(row: int) -> dict[str, bool]:
+    """All seven Table 2 switches of one row (those the row does not turn on are off)."""
     if row not in TABLE2_ROWS:
         raise ValueError(f"Table 2 has rows 1-8, got {row}")
-    return preset(base, **{**_OFF, **TABLE2_ROWS[row][1]})
+    return {**_OFF, **TABLE2_ROWS[row][1]}
+
+
+def table2_row(row: int, base: str = "paper_default") -> VSPCNConfig:
+    """The configuration of one row of Table 2 on top of a preset."""
+    return preset(base, **table2_switches(row))

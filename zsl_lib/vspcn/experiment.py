@@ -72,8 +72,12 @@ def load_trained(record: dict, state_path: Path) -> tuple[VSPCN, ToyBirds]:
     return experiment.load_state(model, record, state_path), world
 
 
+FAMILY = experiment.Family("vspcn", preset, build, BOOK_RECIPE, own_calibration=experiment.PAPER,
+                           default_preset="paper_default")
+
+
 def main(argv=None) -> None:
-    experiment.main("vspcn", preset, build, "paper_default", BOOK_RECIPE, experiment.PAPER, argv)
+    experiment.main(FAMILY, argv)
 
 
 if __name__ == "__main__":
