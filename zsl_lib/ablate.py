@@ -43,7 +43,11 @@ GRIDS = {"vspcn": ("zsl_lib.vspcn.ablations", "GRID"), "mgmrn": ("zsl_lib.mgmrn.
 @dataclass(frozen=True)
 class Row:
     """One configuration of a grid: `preset` (None: the family's default) with `model` overrides
-    and `train` overrides of the family's book recipe, run with each of `seeds`. `ours` marks a
+    and `train` overrides of the family's book recipe, run with each of `seeds`.
+
+    `versus` is the row it is compared with, world by world (None: the grid's reference);
+    `expect` what the paper reports for H against that row: -1 lower, +1 higher, None no claim
+    (a row the paper does not have, or whose sign differs between its datasets). `ours` marks a
     configuration that neither paper has, so that every table labels it."""
     key: str
     label: str
@@ -51,6 +55,8 @@ class Row:
     model: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
     seeds: tuple[int, ...] = (0,)
+    versus: str | None = None
+    expect: int | None = None
     ours: bool = False
 
 
@@ -74,6 +80,13 @@ class Grid:
                 raise ValueError(f"grid {self.name}, section {section!r}: unknown rows {sorted(unknown)}")
         if self.reference not in keys:
             raise ValueError(f"grid {self.name}: reference row {self.reference!r} is not a row")
+        for row in self.rows:
+            if row.versus is not None and row.versus not in keys:
+                raise ValueError(f"grid {self.name}, row {row.key}: versus {row.versus!r} is not a row")
+
+    def versus(self, key: str) -> str:
+        """The row that row `key` is compared with."""
+        return self.row(key).versus or self.reference
 
     def row(self, key: str) -> Row:
         for row in self.rows:
@@ -100,6 +113,12 @@ class Settings:
     device: str = "cpu"
     threads: int = 1
     save_weights: bool = False
+
+
+def paper_direction(row: dict[str, float], versus: dict[str, float]) -> int | None:
+    """The sign of a paper's H difference (row - versus) if every dataset agrees on it, else None."""
+    signs = {(a > b) - (a < b) for a, b in ((row[d], versus[d]) for d in versus)}
+    return signs.pop() if len(signs) == 1 and 0 not in signs else None
 
 
 def load_grid(name: str) -> Grid:

@@ -1,0 +1,50 @@
+"""The statistics of a stored grid, checked against hand computations on made-up records."""
+import math
+
+import pytest
+
+from zsl_lib import ablate, ablation_report as report
+from zsl_lib.ablate import Cell
+
+
+def records_of(grid, values):
+    """{(row, world, seed): H} -> records as the runner stores them (only the metrics matter here)."""
+    return {Cell(grid.name, row, w, s): {"metrics": {"H": h, "T1": h, "U": h, "S": h, "AUSUC": h}}
+            for (row, w, s), h in values.items()}
+
+
+def test_spread_paired_differences_and_verdicts_by_hand():
+    grid = ablate.load_grid("mgmrn")             # reference table3_row6 (seeds 0, 1); row 1 expected lower
+    values = {("table3_row6", 0, 0): 60.0, ("table3_row6", 1, 0): 50.0, ("table3_row6", 2, 0): 55.0,
+              ("table3_row6", 0, 1): 61.0, ("table3_row6", 1, 1): 49.0, ("table3_row6", 2, 1): 57.0,
+              ("table3_row1", 0, 0): 50.0, ("table3_row1", 1, 0): 45.0, ("table3_row1", 2, 0): 47.0,   # -10, -5, -8
+              ("table3_row2", 0, 0): 61.0, ("table3_row2", 1, 0): 49.5, ("table3_row2", 2, 0): 56.0,   # +1, -0.5, +1
+              ("paper_full", 0, 0): 70.0, ("paper_full", 1, 0): 60.0, ("paper_full", 2, 0): 65.0}      # +10 each
+    records = records_of(grid, values)
+    sigma, pairs = report.run_spread(grid, records, (0, 1, 2))
+    assert pairs == 3 and sigma == pytest.approx(math.sqrt((1 + 1 + 4) / 3 / 2))     # seed differences +1, -1, +2
+    table = report.summary(grid, records, keys=["table3_row6", "table3_row1", "table3_row2", "paper_full",
+                                                "table3_row3"], probe={0: 50.0, 1: 40.0, 2: 45.0}).set_index("row")
+    assert table.attrs["noise"] == pytest.approx(math.sqrt(2) * sigma)
+    assert table.loc["table3_row6", "verdict"] == "reference"
+    row1 = table.loc["table3_row1"]
+    assert row1["delta"] == pytest.approx(-23 / 3) and row1["agree"] == "3/3" and row1["deltas"] == "-10.0 / -5.0 / -8.0"
+    assert row1["mean"] == pytest.approx(142 / 3) and row1["sd"] == pytest.approx(2.5166, abs=1e-4)
+    assert row1["verdict"] == report.REPRODUCED and row1["probe"] == pytest.approx(45.0)
+    assert table.loc["table3_row2", "verdict"] == report.WITHIN_NOISE            # |0.5| < sqrt(2) sigma = 1.41
+    assert table.loc["paper_full", "verdict"] == "higher"                        # the paper makes no claim
+    assert table.loc["table3_row3", "verdict"] == "incomplete"
+
+
+def test_verdict_rules():
+    assert report.verdict(-3.0, 3, 3, 1.0, expect=-1) == report.REPRODUCED
+    assert report.verdict(+3.0, 3, 3, 1.0, expect=-1) == report.NOT_REPRODUCED
+    assert report.verdict(-3.0, 2, 3, 1.0, expect=-1) == report.WITHIN_NOISE      # worlds disagree in sign
+    assert report.verdict(-0.9, 3, 3, 1.0, expect=-1) == report.WITHIN_NOISE      # smaller than the seed noise
+    assert report.verdict(-3.0, 3, 3, math.nan, expect=None) == report.WITHIN_NOISE   # no spread measured yet
+
+
+def test_paper_direction_needs_every_dataset_to_agree():
+    assert ablate.paper_direction({"CUB": 70, "SUN": 40}, {"CUB": 75, "SUN": 41}) == -1
+    assert ablate.paper_direction({"CUB": 70, "SUN": 42}, {"CUB": 75, "SUN": 41}) is None
+    assert ablate.paper_direction({"CUB": 75, "SUN": 41}, {"CUB": 75, "SUN": 41}) is None

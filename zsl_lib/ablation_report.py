@@ -1,0 +1,114 @@
+"""Reading a stored ablation grid: paired differences, the run-to-run spread, a verdict per row.
+
+Every statistic is on one metric (H at the validation gamma unless told otherwise), in percent.
+
+* **Run-to-run spread.** The grid's reference row (the full model) is run with two training
+  seeds on each world. Two runs of one configuration on world w differ by d_w only through
+  the seed, so the standard deviation of a single run is estimated as
+  sigma = sqrt(mean_w d_w^2 / 2), with one degree of freedom per world.
+* **Paired difference.** A row and the row it is compared with (`Row.versus`) ran on the same
+  world with the same seed: Delta_w = x_row,w - x_versus,w. World-to-world differences cancel;
+  what remains is the effect plus seed noise of standard deviation sqrt(2) sigma.
+* **Verdict.** A mean difference no larger than sqrt(2) sigma (one paired difference's
+  seed noise), or one whose worlds disagree in sign, is "within noise". Otherwise the row is
+  "lower" or "higher" than its comparison; where the paper reports a direction (`Row.expect`),
+  the verdict says "reproduced in direction" or "not reproduced".
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from . import ablate
+from .ablate import Cell, Grid, Settings
+
+WITHIN_NOISE, REPRODUCED, NOT_REPRODUCED = "within noise", "reproduced in direction", "not reproduced"
+
+
+def load(grid: Grid, worlds=(0, 1, 2), mode: str = "book", out=ablate.RESULTS) -> dict[Cell, dict]:
+    """The stored records of `grid` on `worlds` whose configuration matches the grid's today."""
+    settings = Settings(mode=mode)
+    records = {}
+    for cell in ablate.cells(grid, worlds):
+        record = ablate.stored(ablate.cell_path(out, cell), ablate.cell_config(grid, cell, settings))
+        if record is not None:
+            records[cell] = record
+    return records
+
+
+def long_table(grid: Grid, records: dict[Cell, dict], metrics=("H", "U", "S", "T1", "AUSUC")) -> pd.DataFrame:
+    """One line per stored cell: row key and label, world, seed, and the metrics (percent)."""
+    return pd.DataFrame([{"row": cell.row, "label": grid.row(cell.row).label, "world": cell.world,
+                          "seed": cell.seed, **{m: record["metrics"][m] for m in metrics}}
+                         for cell, record in records.items()])
+
+
+def value(records: dict[Cell, dict], grid: Grid, row: str, world: int, metric: str, seed: int = 0) -> float | None:
+    record = records.get(Cell(grid.name, row, world, seed))
+    return None if record is None else record["metrics"][metric]
+
+
+def run_spread(grid: Grid, records: dict[Cell, dict], worlds, metric: str = "H") -> tuple[float, int]:
+    """sigma, the standard deviation of one run from the seed alone, and the number of worlds it
+    rests on, from the reference row's two seeds (NaN with no pair stored)."""
+    seeds = grid.row(grid.reference).seeds
+    pairs = [(value(records, grid, grid.reference, w, metric, seeds[0]),
+              value(records, grid, grid.reference, w, metric, seeds[1])) for w in worlds]
+    differences = [b - a for a, b in pairs if a is not None and b is not None]
+    if not differences:
+        return math.nan, 0
+    return math.sqrt(np.mean(np.square(differences)) / 2), len(differences)
+
+
+def verdict(mean_difference: float, agree: int, worlds: int, noise: float, expect: int | None) -> str:
+    """The plain verdict of a paired comparison (see the module docstring)."""
+    if math.isnan(noise) or abs(mean_difference) <= noise or agree < worlds:
+        return WITHIN_NOISE
+    direction = 1 if mean_difference > 0 else -1
+    if expect is None:
+        return "higher" if direction > 0 else "lower"
+    return REPRODUCED if direction == expect else NOT_REPRODUCED
+
+
+def summary(grid: Grid, records: dict[Cell, dict], worlds=(0, 1, 2), metric: str = "H",
+            keys=None, probe: dict[int, float] | None = None) -> pd.DataFrame:
+    """One line per row (`keys`, default all): the metric on each world (seed 0), mean and sample
+    sd over worlds, the paired difference to its comparison row (mean, per world, how many worlds
+    share the mean's sign), the paper's direction and the verdict. `probe` {world: probe H} adds
+    the probe's mean beside them. A row with a world missing has no verdict ("incomplete")."""
+    sigma, pairs = run_spread(grid, records, worlds, metric)
+    noise = math.sqrt(2) * sigma
+    lines = []
+    for key in keys or [row.key for row in grid.rows]:
+        row, versus = grid.row(key), grid.versus(key)
+        own = [value(records, grid, key, w, metric) for w in worlds]
+        other = [value(records, grid, versus, w, metric) for w in worlds]
+        line = {"row": key, "label": row.label, **{f"world {w}": x for w, x in zip(worlds, own)}}
+        complete = [x for x in own if x is not None]
+        line["mean"] = np.mean(complete) if complete else math.nan
+        line["sd"] = np.std(complete, ddof=1) if len(complete) > 1 else math.nan
+        if probe is not None:
+            line["probe"] = np.mean([probe[w] for w in worlds])
+        line["versus"] = versus
+        if key == versus:
+            line.update(delta=math.nan, deltas="", agree="", paper=None, verdict="reference")
+        elif None in own or None in other:
+            line.update(delta=math.nan, deltas="", agree="", paper=row.expect, verdict="incomplete")
+        else:
+            deltas = np.subtract(own, other)
+            mean = float(deltas.mean())
+            agree = int(np.sum(np.sign(deltas) == np.sign(mean)))
+            line.update(delta=mean, deltas=" / ".join(f"{d:+.1f}" for d in deltas), agree=f"{agree}/{len(worlds)}",
+                        paper=row.expect, verdict=verdict(mean, agree, len(worlds), noise, row.expect))
+        lines.append(line)
+    table = pd.DataFrame(lines)
+    table.attrs.update(metric=metric, sigma=sigma, noise=noise, spread_worlds=pairs)
+    return table
+
+
+def probe_h(probe_record: dict, extractor: str, worlds=(0, 1, 2), metric: str = "H") -> dict[int, float]:
+    """{world: the ESZSL probe's metric} from a `zsl_lib.probe` study record (its seeds are worlds)."""
+    per_seed = probe_record["metrics"]["per_seed"][extractor]
+    return {w: per_seed[probe_record["seeds"].index(w)][metric] for w in worlds}
