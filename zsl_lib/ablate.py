@@ -189,7 +189,7 @@ def run_cell(cell: Cell, settings: Settings, out: Path, sha: str | None) -> dict
                             own_calibration=grid.family.own_calibration)
     record = provenance.run_record(f"{cell.grid}/{cell.row}", config, [cell.seed],
                                    experiment.stored_metrics(report), time.time() - start, sha)
-    record.update(label=row.label, ours=row.ours, world=cell.world,
+    record.update(label=row.label, ours=row.ours, world=cell.world, build=grid.family.build.__qualname__,
                   validation_steps=experiment.validation_schedule(world, train_cfg).steps)
     path = cell_path(out, cell)
     if settings.save_weights:

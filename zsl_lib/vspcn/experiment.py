@@ -12,11 +12,13 @@ stops after about five epochs (190 validation steps, 300 final steps).
 """
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
 from .. import experiment
 from ..backbones import load_or_pretrain
+from ..memo import Memoised
 from ..semantics import attribute_word_vectors
 from ..toyworld.dataset import ToyBirds, ToyBirdsConfig, load_toybirds
 from ..train import TrainConfig
@@ -32,6 +34,23 @@ def build(world: ToyBirds, cfg: VSPCNConfig, seen_classes, seed: int = 0) -> VSP
     return experiment.assemble(VSPCN, lambda: load_or_pretrain("toy_vit_hybrid_64"),
                                attribute_word_vectors(world.attribute_phrases), world.class_attributes,
                                seen_classes, cfg, seed)
+
+
+@functools.lru_cache(maxsize=1)
+def trunk_outputs(world_config: ToyBirdsConfig) -> dict:
+    """The store of the frozen trunk's outputs on one world, shared by every model `build_memoised`
+    makes on it in this process (only the latest world's, about 200 MB at book size)."""
+    return {}
+
+
+def build_memoised(world: ToyBirds, cfg: VSPCNConfig, seen_classes, seed: int = 0) -> VSPCN:
+    """`build`, with the hybrid ViT's frozen trunk computing each image of `world` once
+    (`zsl_lib.memo.Memoised`): the ablation grid's models. The function is the same; the
+    outputs can differ from `build`'s in the last float bits (a batch of other images)."""
+    model = build(world, cfg, seen_classes, seed)
+    embed = model.vit.patch_embed
+    embed.backbone = Memoised(embed.backbone, trunk_outputs(world.config))
+    return model
 
 
 def run(world: ToyBirds, cfg: VSPCNConfig, train_cfg: TrainConfig, log=print) -> dict:
