@@ -42,6 +42,12 @@ def test_run_records_a_validation_curve_and_scores_each_split_once(smoke_world, 
     n_test = len(smoke_world.protocol("test")[0])
     assert calls == [n_val] * (len(curve) + 1) + [n_test]
     assert {"T1", "H", "stacking_H", "stacking_gamma"} <= set(report)
+    stored = experiment.stored_metrics(report)
+    for name, ausuc in (("zscore_stacking", stored["AUSUC"]), ("stacking", stored["stacking_AUSUC"])):
+        points = stored["seen_unseen"][name]
+        assert points["U"][0] == 0 and points["S"][-1] == 0 and np.all(np.diff(points["gamma"]) > 0)
+        # the stored points trace the exact curve: their area is the stored AUSUC up to the thinning
+        assert np.trapezoid(points["S"], points["U"]) / 100 == pytest.approx(ausuc, abs=1.0)
 
 
 def test_command_line_stores_a_run_with_provenance_and_a_curve_only_record(smoke_world, tmp_path):

@@ -100,7 +100,7 @@ def run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Module], train_c
     report (fractions) and the choices made: the headline calibration's keys plain, those of
     `own_calibration` with its name as prefix. `_validation_curve` is the validation run's
     learning curve (`validation_run`), which shows whether the budget has reached the level
-    where H stops rising."""
+    where H stops rising; `_curves` the test split's seen-unseen curve under each calibration."""
     sp = world.splits
     start = time.time()
     val_model, curve = validation_run(world, build, train_cfg, log)
@@ -112,10 +112,11 @@ def run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Module], train_c
     model = build(world.seen_classes)
     history = train(model, world.images[sp["trainval"]], world.labels[sp["trainval"]], train_cfg, log=log)
     test_scores = evaluate.split_scores(model, world, "test", train_cfg.device)
-    report = {}
+    report = {"_curves": {}}
     for name, prefix in ((HEADLINE, ""), (own_calibration, own_calibration + "_")):
         test = evaluate.evaluate(model, world, chosen[name].gamma, name, scored=test_scores)
         test["H_val"] = chosen[name].H
+        report["_curves"][name] = test["_curve"]
         report |= {prefix + k: v for k, v in test.items() if not (prefix and k in SHARED)}
     report.update(chance_T1=1.0 / len(world.unseen_classes),
                   loss_first=float(np.mean([h["total"] for h in history[:10]])),
@@ -207,14 +208,27 @@ def calibration_record(family: Family) -> dict:
 
 def stored_metrics(report: dict) -> dict:
     """The metrics of a `run` report as stored and as the chapters print them: percent (rounded
-    to 0.01) except gammas and losses, the final run's loss in means of 25 steps, and the
-    validation curve in percent."""
+    to 0.01) except gammas and losses, the final run's loss in means of 25 steps, the
+    validation curve in percent, and the test split's seen-unseen curve under each
+    calibration (`curve_points`)."""
     metrics = {k: (round(v, 5) if k.endswith("gamma") or k.startswith("loss") else round(100 * v, 2))
                for k, v in report.items() if not k.startswith("_")}
     metrics["loss_curve"] = [round(float(np.mean([h["total"] for h in report["_history"][i:i + 25]])), 4)
                              for i in range(0, len(report["_history"]), 25)]
     metrics["validation_curve"] = percent_curve(report["_validation_curve"])
+    metrics["seen_unseen"] = {name: curve_points(curve) for name, curve in report["_curves"].items()}
     return metrics
+
+
+def curve_points(curve, points: int = 101) -> dict:
+    """A seen-unseen curve as stored: about `points` of its points, evenly spaced along it, each
+    with a gamma inside the interval where it holds and U, S in percent. Enough to draw U, S and
+    H against gamma and S against U; AUSUC is stored exactly beside it."""
+    k = np.unique(np.linspace(0, len(curve.S) - 1, points).round().astype(int))
+    lower, upper = curve.lower[k], curve.upper[k]
+    gamma = np.where(np.isinf(lower), upper, np.where(np.isinf(upper), lower, (lower + upper) / 2))
+    return {"gamma": [round(float(g), 5) for g in gamma], "U": [round(100 * float(u), 2) for u in curve.U[k]],
+            "S": [round(100 * float(v), 2) for v in curve.S[k]]}
 
 
 def percent_curve(curve: list[dict]) -> list[dict]:
