@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +96,36 @@ def test_the_runner_killed_mid_cell_restarts_without_losing_or_redoing_cells(tmp
     reference = provenance.load_json(uninterrupted / "mgmrn" / second.name)
     assert restarted["config"] == reference["config"]
     assert restarted["metrics"] == reference["metrics"]
+
+
+def workers_of(pid):
+    """The multiprocessing workers whose parent is `pid` (Linux /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            command = (status.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid) and b"spawn_main" in command:
+            found.append(int(status.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_workers_end_when_the_runner_is_killed(tmp_path):
+    runner = subprocess.Popen([sys.executable, "-m", "zsl_lib.ablate", *QUICK, "--jobs", "2", "--out", str(tmp_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(workers_of(runner.pid)) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    workers = workers_of(runner.pid)
+    assert len(workers) == 2
+    runner.kill()                                                         # the runner alone, not its group
+    runner.wait()
+    deadline = time.time() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+             and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()]
+    assert not alive, f"workers {alive} outlived the runner"

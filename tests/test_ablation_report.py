@@ -28,12 +28,15 @@ def test_spread_paired_differences_and_verdicts_by_hand():
     assert table.attrs["noise"] == pytest.approx(math.sqrt(2) * sigma)
     assert table.loc["table3_row6", "verdict"] == "reference"
     row1 = table.loc["table3_row1"]
-    assert row1["delta"] == pytest.approx(-23 / 3) and row1["agree"] == "3/3" and row1["deltas"] == "-10.0 / -5.0 / -8.0"
+    assert row1["delta"] == pytest.approx(-23 / 3) and row1["agree"] == "3/3" and row1["deltas"] == (-10.0, -5.0, -8.0)
     assert row1["mean"] == pytest.approx(142 / 3) and row1["sd"] == pytest.approx(2.5166, abs=1e-4)
     assert row1["verdict"] == report.REPRODUCED and row1["probe"] == pytest.approx(45.0)
     assert table.loc["table3_row2", "verdict"] == report.WITHIN_NOISE            # |0.5| < sqrt(2) sigma = 1.41
     assert table.loc["paper_full", "verdict"] == "higher"                        # the paper makes no claim
     assert table.loc["table3_row3", "verdict"] == "incomplete"
+    shown = report.formatted(table.reset_index())
+    assert shown.loc[grid.row("table3_row1").label, "deltas"] == "-10.0 / -5.0 / -8.0"
+    assert shown.loc[grid.row("table3_row1").label, "paper"] == "lower"
 
 
 def test_verdict_rules():

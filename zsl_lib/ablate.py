@@ -221,6 +221,20 @@ def status(grid: Grid, todo: list[Cell], settings: Settings, out: Path, jobs: in
     return "\n".join(lines)
 
 
+def end_with_parent(runner: int) -> None:
+    """Ask Linux to end this worker when the runner (process id `runner`) ends, however it ends:
+    a killed runner must not leave workers computing cells that nobody collects. A worker whose
+    runner ended before this request exits at once. Elsewhere a no-op."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)     # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != runner:
+        os._exit(1)
+
+
 def run(grid: Grid, todo: list[Cell], settings: Settings, out: Path, jobs: int = 1, log=print) -> None:
     """Run every cell of `todo` that is not stored yet, `jobs` at a time, with a progress bar."""
     from tqdm import tqdm
@@ -243,7 +257,8 @@ def run(grid: Grid, todo: list[Cell], settings: Settings, out: Path, jobs: int =
         for cell in missing:
             report(cell, run_cell(cell, settings, out, sha))
     else:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=end_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(run_cell, cell, settings, out, sha): cell for cell in missing}
             for future in as_completed(futures):
                 report(futures[future], future.result())

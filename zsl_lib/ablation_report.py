@@ -25,6 +25,7 @@ from . import ablate
 from .ablate import Cell, Grid, Settings
 
 WITHIN_NOISE, REPRODUCED, NOT_REPRODUCED = "within noise", "reproduced in direction", "not reproduced"
+DIRECTION = {-1: "lower", 1: "higher", None: ""}
 
 
 def load(grid: Grid, worlds=(0, 1, 2), mode: str = "book", out=ablate.RESULTS) -> dict[Cell, dict]:
@@ -36,6 +37,30 @@ def load(grid: Grid, worlds=(0, 1, 2), mode: str = "book", out=ablate.RESULTS) -
         if record is not None:
             records[cell] = record
     return records
+
+
+def changes(grid: Grid, key: str, versus: str) -> str:
+    """What row `key` sets differently from row `versus`: "name=value" for each field of the
+    model and training configuration (and the preset) that differs."""
+    a, b = (ablate.cell_config(grid, Cell(grid.name, k, 0, 0), Settings()) for k in (key, versus))
+    flat = {}
+    for part in ("model", "train"):
+        for name, value in a[part].items():
+            if isinstance(value, dict):
+                flat |= {f"{name}.{k}": (v, b[part][name][k]) for k, v in value.items() if v != b[part][name][k]}
+            elif value != b[part][name]:
+                flat[name] = (value, b[part][name])
+    preset = [f"preset {a['preset']}"] if a["preset"] != b["preset"] else []
+    return ", ".join(preset + [f"{name}={mine}" for name, (mine, _) in flat.items()])
+
+
+def declaration(grid: Grid) -> pd.DataFrame:
+    """The grid's rows as a table: what each changes from the row it is compared with, its
+    training seeds, and the direction the paper reports for H."""
+    return pd.DataFrame([{"row": row.key, "label": row.label, "versus": grid.versus(row.key),
+                          "changes": changes(grid, row.key, grid.versus(row.key)) or "(the reference)",
+                          "seeds": ", ".join(map(str, row.seeds)), "paper": DIRECTION[row.expect]}
+                         for row in grid.rows]).set_index("row")
 
 
 def long_table(grid: Grid, records: dict[Cell, dict], metrics=("H", "U", "S", "T1", "AUSUC")) -> pd.DataFrame:
@@ -93,19 +118,32 @@ def summary(grid: Grid, records: dict[Cell, dict], worlds=(0, 1, 2), metric: str
             line["probe"] = np.mean([probe[w] for w in worlds])
         line["versus"] = versus
         if key == versus:
-            line.update(delta=math.nan, deltas="", agree="", paper=None, verdict="reference")
+            line.update(delta=math.nan, deltas=(), agree="", paper=None, verdict="reference")
         elif None in own or None in other:
-            line.update(delta=math.nan, deltas="", agree="", paper=row.expect, verdict="incomplete")
+            line.update(delta=math.nan, deltas=(), agree="", paper=row.expect, verdict="incomplete")
         else:
             deltas = np.subtract(own, other)
             mean = float(deltas.mean())
             agree = int(np.sum(np.sign(deltas) == np.sign(mean)))
-            line.update(delta=mean, deltas=" / ".join(f"{d:+.1f}" for d in deltas), agree=f"{agree}/{len(worlds)}",
+            line.update(delta=mean, deltas=tuple(float(d) for d in deltas), agree=f"{agree}/{len(worlds)}",
                         paper=row.expect, verdict=verdict(mean, agree, len(worlds), noise, row.expect))
         lines.append(line)
     table = pd.DataFrame(lines)
     table.attrs.update(metric=metric, sigma=sigma, noise=noise, spread_worlds=pairs)
     return table
+
+
+def formatted(table: pd.DataFrame) -> pd.DataFrame:
+    """A `summary` as a chapter shows it: one decimal, the paired differences per world as text,
+    the paper's direction in words; indexed by label."""
+    shown = table.copy()
+    for column in shown.columns:
+        if shown[column].dtype.kind == "f":
+            shown[column] = shown[column].map(lambda x: "" if pd.isna(x) else f"{x:.1f}")
+    shown["delta"] = table["delta"].map(lambda x: "" if pd.isna(x) else f"{x:+.1f}")
+    shown["deltas"] = table["deltas"].map(lambda ds: " / ".join(f"{d:+.1f}" for d in ds))
+    shown["paper"] = table["paper"].map(lambda d: DIRECTION[None if pd.isna(d) else int(d)])
+    return shown.drop(columns=["row"]).set_index("label")
 
 
 def probe_h(probe_record: dict, extractor: str, worlds=(0, 1, 2), metric: str = "H") -> dict[int, float]:
