@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from zsl_lib import ablate, provenance
 from zsl_lib.mgmrn import table3_row
@@ -62,7 +63,9 @@ def test_stored_cells_are_skipped_and_a_changed_configuration_runs_again(tmp_pat
     grid = ablate.load_grid("mgmrn")
     settings = ablate.Settings(mode="smoke", steps=10, threads=1)
     todo = ablate.cells(grid, [0], rows=["table3_row1"])
+    threads = torch.get_num_threads()
     record = ablate.run_cell(todo[0], settings, tmp_path, sha="test")
+    assert torch.get_num_threads() == threads, "a cell run in this process must leave torch's threads as they were"
     assert record["metrics"]["T1"] > 0 and record["world"] == 0 and record["validation_steps"] < 10
     assert ablate.pending(grid, todo, settings, tmp_path) == []
     assert ablate.pending(grid, todo, replace(settings, steps=12), tmp_path) == todo

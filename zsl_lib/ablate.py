@@ -31,6 +31,7 @@ from pathlib import Path
 
 from . import experiment, provenance
 from .provenance import REPO_ROOT
+from .runtime import torch_threads
 
 RESULTS = REPO_ROOT / "results" / "ablations"
 # Bumped when a change of the library changes what a stored cell would compute for the same
@@ -171,10 +172,13 @@ def stored(path: Path, config: dict) -> dict | None:
 
 def run_cell(cell: Cell, settings: Settings, out: Path, sha: str | None) -> dict:
     """Run one cell and write its record atomically; returns the record."""
-    import torch
+    with torch_threads(settings.threads):
+        return compute_cell(cell, settings, out, sha)
 
+
+def compute_cell(cell: Cell, settings: Settings, out: Path, sha: str | None) -> dict:
+    """`run_cell` on the threads torch has now."""
     from .toyworld.dataset import ToyBirdsConfig, load_toybirds
-    torch.set_num_threads(settings.threads)
     grid = load_grid(cell.grid)
     row = grid.row(cell.row)
     config = cell_config(grid, cell, settings)

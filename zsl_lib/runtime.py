@@ -45,6 +45,17 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
 
 
 @contextlib.contextmanager
+def torch_threads(threads: int):
+    """Run the block with torch on `threads` CPU threads, then restore the previous number."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w"):
     """Open a temporary file beside `path`; rename it onto `path` only if the block succeeds.
 
