@@ -51,3 +51,12 @@ def test_paper_direction_needs_every_dataset_to_agree():
     assert ablate.paper_direction({"CUB": 70, "SUN": 40}, {"CUB": 75, "SUN": 41}) == -1
     assert ablate.paper_direction({"CUB": 70, "SUN": 42}, {"CUB": 75, "SUN": 41}) is None
     assert ablate.paper_direction({"CUB": 75, "SUN": 41}, {"CUB": 75, "SUN": 41}) is None
+
+
+def test_paper_table_keeps_the_papers_order_and_differences_to_the_full_model():
+    from zsl_lib.mgmrn.ablations import PAPER_TABLE3
+    grid = ablate.load_grid("mgmrn")
+    table = report.paper_table(grid, PAPER_TABLE3, ("T1", "U", "S", "H"), "table3_row{}")
+    assert list(table.columns.get_level_values(0).unique()) == ["CUB", "AWA2", "SUN"]
+    assert table.loc[grid.row("table3_row1").label, ("CUB", "H - row 6")] == pytest.approx(71.8 - 75.9)
+    assert table.loc[grid.row("table3_row6").label, ("SUN", "H - row 6")] == 0

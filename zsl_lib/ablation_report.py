@@ -87,6 +87,24 @@ def run_spread(grid: Grid, records: dict[Cell, dict], worlds, metric: str = "H")
     return math.sqrt(np.mean(np.square(differences)) / 2), len(differences)
 
 
+def seed_pairs(grid: Grid, records: dict[Cell, dict], worlds, metric: str = "H") -> pd.DataFrame:
+    """The reference row's metric for each of its seeds (columns) on each world (rows)."""
+    return pd.DataFrame({f"seed {s}": [value(records, grid, grid.reference, w, metric, s) for w in worlds]
+                         for s in grid.row(grid.reference).seeds}, index=[f"world {w}" for w in worlds])
+
+
+def paper_table(grid: Grid, numbers: dict[int, dict[str, tuple]], metrics: tuple[str, ...], row_key: str) -> pd.DataFrame:
+    """A paper's ablation table ({row number: {dataset: values in the order of `metrics`}}) with the
+    grid's row labels (`row_key.format(row)` is a row's key), and per dataset H minus the last row."""
+    datasets = list(next(iter(numbers.values())))
+    table = pd.DataFrame({(d, m): {grid.row(row_key.format(r)).label: v[d][i] for r, v in numbers.items()}
+                          for d in datasets for i, m in enumerate(metrics)})
+    difference = f"H - row {max(numbers)}"
+    for d in datasets:
+        table[(d, difference)] = table[(d, "H")] - table[(d, "H")].iloc[-1]
+    return table[[(d, m) for d in datasets for m in metrics + (difference,)]].round(1)
+
+
 def verdict(mean_difference: float, agree: int, worlds: int, noise: float, expect: int | None) -> str:
     """The plain verdict of a paired comparison (see the module docstring)."""
     if math.isnan(noise) or abs(mean_difference) <= noise or agree < worlds:
