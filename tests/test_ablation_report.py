@@ -33,7 +33,7 @@ def test_spread_paired_differences_and_verdicts_by_hand():
     assert row1["verdict"] == report.REPRODUCED and row1["probe"] == pytest.approx(45.0)
     assert table.loc["table3_row2", "verdict"] == report.WITHIN_NOISE            # |0.5| < sqrt(2) sigma = 1.41
     assert table.loc["paper_full", "verdict"] == "higher"                        # the paper makes no claim
-    assert table.loc["table3_row3", "verdict"] == "incomplete"
+    assert table.loc["table3_row3", "verdict"] == "incomplete" and math.isnan(table.loc["table3_row3", "mean"])
     shown = report.formatted(table.reset_index())
     assert shown.loc[grid.row("table3_row1").label, "deltas"] == "-10.0 / -5.0 / -8.0"
     assert shown.loc[grid.row("table3_row1").label, "paper"] == "lower"

@@ -90,7 +90,7 @@ def run_spread(grid: Grid, records: dict[Cell, dict], worlds, metric: str = "H")
 def seed_pairs(grid: Grid, records: dict[Cell, dict], worlds, metric: str = "H") -> pd.DataFrame:
     """The reference row's metric for each of its seeds (columns) on each world (rows)."""
     return pd.DataFrame({f"seed {s}": [value(records, grid, grid.reference, w, metric, s) for w in worlds]
-                         for s in grid.row(grid.reference).seeds}, index=[f"world {w}" for w in worlds])
+                         for s in grid.row(grid.reference).seeds}, index=[f"world {w}" for w in worlds], dtype=float)
 
 
 def paper_table(grid: Grid, numbers: dict[int, dict[str, tuple]], metrics: tuple[str, ...], row_key: str) -> pd.DataFrame:
@@ -118,7 +118,7 @@ def verdict(mean_difference: float, agree: int, worlds: int, noise: float, expec
 def summary(grid: Grid, records: dict[Cell, dict], worlds=(0, 1, 2), metric: str = "H",
             keys=None, probe: dict[int, float] | None = None) -> pd.DataFrame:
     """One line per row (`keys`, default all): the metric on each world (seed 0), mean and sample
-    sd over worlds, the paired difference to its comparison row (mean, per world, how many worlds
+    sd over worlds (only when every world is stored), the paired difference to its comparison row (mean, per world, how many worlds
     share the mean's sign), the paper's direction and the verdict. `probe` {world: probe H} adds
     the probe's mean beside them. A row with a world missing has no verdict ("incomplete")."""
     sigma, pairs = run_spread(grid, records, worlds, metric)
@@ -128,10 +128,10 @@ def summary(grid: Grid, records: dict[Cell, dict], worlds=(0, 1, 2), metric: str
         row, versus = grid.row(key), grid.versus(key)
         own = [value(records, grid, key, w, metric) for w in worlds]
         other = [value(records, grid, versus, w, metric) for w in worlds]
-        line = {"row": key, "label": row.label, **{f"world {w}": x for w, x in zip(worlds, own)}}
-        complete = [x for x in own if x is not None]
-        line["mean"] = np.mean(complete) if complete else math.nan
-        line["sd"] = np.std(complete, ddof=1) if len(complete) > 1 else math.nan
+        line = {"row": key, "label": row.label, **{f"world {w}": math.nan if x is None else x for w, x in zip(worlds, own)}}
+        complete = None not in own
+        line["mean"] = np.mean(own) if complete else math.nan
+        line["sd"] = np.std(own, ddof=1) if complete and len(own) > 1 else math.nan
         if probe is not None:
             line["probe"] = np.mean([probe[w] for w in worlds])
         line["versus"] = versus
@@ -157,7 +157,7 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
     shown = table.copy()
     for column in shown.columns:
         if shown[column].dtype.kind == "f":
-            shown[column] = shown[column].map(lambda x: "" if pd.isna(x) else f"{x:.1f}")
+            shown[column] = shown[column].map(lambda x: "-" if pd.isna(x) else f"{x:.1f}")
     shown["delta"] = table["delta"].map(lambda x: "" if pd.isna(x) else f"{x:+.1f}")
     shown["deltas"] = table["deltas"].map(lambda ds: " / ".join(f"{d:+.1f}" for d in ds))
     shown["paper"] = table["paper"].map(lambda d: DIRECTION[None if pd.isna(d) else int(d)])

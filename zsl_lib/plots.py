@@ -87,12 +87,15 @@ def sweep(ax, long, values: dict[str, float], metric: str = "H", name: str = "va
     """`metric` against a swept value (`values`: row key -> value): one thin line per world (seed 0)
     and the mean over worlds with its sample standard deviation as error bars."""
     import seaborn as sns
+    ax.set_xlabel(name)
+    ax.set_ylabel(f"{metric} (%)")
+    if len(long) == 0 or not long["row"].isin(values).any():
+        return                                                          # nothing stored yet
     data = long[long["row"].isin(values) & (long["seed"] == 0)].assign(**{name: lambda d: d["row"].map(values)})
     sns.lineplot(data=data, x=name, y=metric, hue="world", estimator=None, units="world", palette="pastel",
                  linewidth=1, marker=".", ax=ax, legend=False)
     sns.lineplot(data=data, x=name, y=metric, errorbar="sd", err_style="bars", marker="o", color="black", ax=ax,
                  label="mean over worlds (sd)")
-    ax.set_ylabel(f"{metric} (%)")
 
 
 def gamma_curve(ax, points: dict, title: str | None = None) -> None:
