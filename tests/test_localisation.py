@@ -58,6 +58,11 @@ def test_wrong_part_control_by_hand():
     np.testing.assert_allclose(loc.mass_ratio(att, COVERAGE, PARTS), [4, 0])
     np.testing.assert_allclose(loc.wrong_part_ratio(att, COVERAGE, PARTS), [0, 4])
     np.testing.assert_allclose(loc.wrong_part_ratio(UNIFORM, COVERAGE, PARTS), [1, 1])
+    # pointing: attribute 0's peak (cell 0) does not show part 2; attribute 1's peak shows part 1.
+    # chance on the wrong part: part 2 shows in 1 of 4 cells, part 1 in 1 of 4
+    wrong, chance = loc.wrong_part_pointing(att, COVERAGE, PARTS)
+    np.testing.assert_allclose(wrong, [0, 1])
+    np.testing.assert_allclose(chance, [0.25, 0.25])
 
 
 def test_specificity_is_zero_for_alike_maps_and_positive_for_own_parts():
@@ -111,6 +116,7 @@ def test_ground_truth_masks_as_attention_localise_on_a_real_world(smoke_world):
     report = loc.localisation_report(oracle, coverage, parts)
     assert (report["ratio"] > 2).all() and (report["ratio"] > report["wrong_ratio"]).all()
     assert (report["pointing"] == 1).all() and (report["pointing_chance"] < 0.5).all()
+    assert (report["wrong_pointing"] < 1).all()
     assert (report["specificity"] > 0).all()
     bird = coverage.sum(1, keepdims=True).repeat(len(parts), 1)
     bird = bird / bird.sum(-1, keepdims=True)

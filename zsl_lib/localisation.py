@@ -24,7 +24,8 @@ The measures, each defined where it is computed:
 Controls, scored with the same functions:
 
 - wrong part: the same attribute's attention scored on the bird's other parts
-  (`wrong_part_ratio`); a bird-wide attention scores the same on the right and the wrong parts;
+  (`wrong_part_ratio`, `wrong_part_pointing`); an attention that finds the bird but not the
+  part scores about as well on the wrong parts as on the right one;
 - a model trained with shuffled attributes (`shuffled_parts`: attribute a was supervised
   with the labels of another attribute, of another part): if attention follows supervision,
   its maps point to the part of the labels it was trained on, not the part its name says;
@@ -123,16 +124,32 @@ def peak_cells(attention: np.ndarray, rtol: float = 1e-6) -> np.ndarray:
     return peak / peak.sum(-1, keepdims=True)
 
 
+def pointing_table(attention: np.ndarray, coverage: np.ndarray) -> np.ndarray:
+    """Does attribute a's peak cell show part p? (B, A, P) in [0, 1]; when several cells tie at the
+    peak, the share of them that do."""
+    shows = (np.asarray(coverage) > 0).astype(np.float64)                               # (B, P, N)
+    return np.einsum("ban,bpn->bap", peak_cells(check_attention(attention, coverage)), shows)
+
+
 def pointing(attention: np.ndarray, coverage: np.ndarray, parts: np.ndarray) -> np.ndarray:
     """The pointing score, (B, A) in [0, 1]: 1 if the attention's peak cell shows any pixel of the
     attribute's part, 0 if not; when several cells tie at the peak, the share of them that do."""
-    shows = np.asarray(coverage)[:, parts] > 0                                           # (B, A, N)
-    return (peak_cells(check_attention(attention, coverage)) * shows).sum(-1)
+    return np.take_along_axis(pointing_table(attention, coverage), np.asarray(parts)[None, :, None], 2)[..., 0]
 
 
 def pointing_chance(coverage: np.ndarray, parts: np.ndarray) -> np.ndarray:
     """What a peak drawn uniformly at random scores, (B, A): the share of cells that show the part."""
     return (np.asarray(coverage)[:, parts] > 0).mean(-1)
+
+
+def wrong_part_pointing(attention: np.ndarray, coverage: np.ndarray, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The wrong-part control of pointing, per attribute (A,): the pointing score on every other part,
+    averaged over those parts and the images, and its chance level the same way."""
+    parts = np.asarray(parts)
+    other = np.arange(np.asarray(coverage).shape[1])[None, :] != parts[:, None]         # (A, P)
+    table = pointing_table(attention, coverage).mean(0)                                  # (A, P)
+    chance = (np.asarray(coverage) > 0).mean(-1).mean(0)                                 # (P,)
+    return (table * other).sum(1) / other.sum(1), (chance[None, :] * other).sum(1) / other.sum(1)
 
 
 def specificity(attention: np.ndarray, coverage: np.ndarray, parts: np.ndarray) -> np.ndarray:
@@ -155,11 +172,14 @@ def map_spread(attention: np.ndarray) -> np.ndarray:
 
 def localisation_report(attention: np.ndarray, coverage: np.ndarray, parts: np.ndarray) -> dict[str, np.ndarray]:
     """Every measure of this module for one model's attention, per attribute (A,) except `spread`
-    (a number): ratio, wrong_ratio, pointing, pointing_chance, specificity, spread."""
+    (a number): ratio, wrong_ratio, pointing, pointing_chance, wrong_pointing, wrong_pointing_chance,
+    specificity, spread."""
+    wrong, wrong_chance = wrong_part_pointing(attention, coverage, parts)
     return {"ratio": mass_ratio(attention, coverage, parts),
             "wrong_ratio": wrong_part_ratio(attention, coverage, parts),
             "pointing": pointing(attention, coverage, parts).mean(0),
             "pointing_chance": pointing_chance(coverage, parts).mean(0),
+            "wrong_pointing": wrong, "wrong_pointing_chance": wrong_chance,
             "specificity": specificity(attention, coverage, parts).mean(0),
             "spread": float(map_spread(attention).mean())}
 
