@@ -168,13 +168,18 @@ def probe_features(tokens: np.ndarray, prefix: int = 1) -> np.ndarray:
     return np.concatenate([tokens[:, 0], tokens[:, prefix:].mean(1)], axis=1)
 
 
-def probe_relevance(tokens: np.ndarray, readout: dict, prefix: int = 1) -> np.ndarray:
+def probe_contributions(tokens: np.ndarray, readout: dict, prefix: int = 1) -> np.ndarray:
     """Each patch's contribution to each attribute's score through the mean-of-patches half of the
-    probe's z-scored features, as a distribution over patches (positive part): (B, A, N). Its mean
-    over patches, before normalising, is exactly that half's share of the attribute score."""
+    probe's z-scored features, (B, A, N): their mean over the patches is exactly that half's share
+    of the attribute scores."""
     D = tokens.shape[-1]
     patches = (tokens[:, prefix:] - readout["mu"][D:]) / readout["sd"][D:]            # (B, N, D)
-    return localisation.as_distribution(np.einsum("bnd,da->ban", patches, readout["V"][D:]))
+    return np.einsum("bnd,da->ban", patches, readout["V"][D:])
+
+
+def probe_relevance(tokens: np.ndarray, readout: dict, prefix: int = 1) -> np.ndarray:
+    """The probe's per-attribute map: `probe_contributions`, positive part, as a distribution, (B, A, N)."""
+    return localisation.as_distribution(probe_contributions(tokens, readout, prefix))
 
 
 def fit_probe(features: np.ndarray, world: ToyBirds, order: np.ndarray | None = None) -> dict:
