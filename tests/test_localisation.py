@@ -134,3 +134,15 @@ def test_shuffled_parts_moves_every_attribute_to_another_part():
     assert not np.array_equal(order, loc.shuffled_parts(parts, seed=1))
     with pytest.raises(ValueError, match="more than half"):
         loc.shuffled_parts(np.array([0, 0, 0, 1]), max_tries=100)
+
+
+def test_bootstrap_interval_holds_the_mean_and_narrows_with_more_images():
+    rng = np.random.default_rng(0)
+    few, many = rng.normal(1.0, 1.0, 20), rng.normal(1.0, 1.0, 2000)
+    low, high = loc.bootstrap_interval(few)
+    assert low < few.mean() < high
+    low_many, high_many = loc.bootstrap_interval(many)
+    assert high_many - low_many < (high - low) / 5
+    assert loc.bootstrap_interval(np.zeros(5)) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="two images"):
+        loc.bootstrap_interval(np.ones(1))

@@ -184,6 +184,19 @@ def localisation_report(attention: np.ndarray, coverage: np.ndarray, parts: np.n
             "spread": float(map_spread(attention).mean())}
 
 
+def bootstrap_interval(per_image: np.ndarray, level: float = 0.95, resamples: int = 2000,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of a per-image score (B,), images resampled with
+    replacement: how much the mean depends on which images were drawn (not on the model's seed)."""
+    per_image = np.asarray(per_image, dtype=np.float64)
+    if per_image.ndim != 1 or len(per_image) < 2:
+        raise ValueError(f"need a 1-D score of two images or more, got shape {per_image.shape}")
+    rng = np.random.default_rng(seed)
+    means = per_image[rng.integers(0, len(per_image), (resamples, len(per_image)))].mean(1)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
 def shuffled_parts(parts: np.ndarray, seed: int = 0, max_tries: int = 100_000) -> np.ndarray:
     """A permutation `order` (A,) of the attributes with parts[order[a]] != parts[a] for every a: the
     shuffled-attribute control trains attribute a on the labels of attribute order[a], which

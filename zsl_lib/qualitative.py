@@ -127,6 +127,15 @@ def load_shuffled(record: dict, state_path: Path):
 
 # ---- attention -------------------------------------------------------------------------------
 
+def in_batches(attend, images: np.ndarray, batch_size: int = 128):
+    """`attend(images)` over batches of `images`, concatenated along the image axis (a list of maps per
+    stage stays a list); the recorders keep every block's attention, too much for thousands of images."""
+    parts = [attend(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    if isinstance(parts[0], list):
+        return [np.concatenate(stage) for stage in zip(*parts)]
+    return np.concatenate(parts)
+
+
 @torch.no_grad()
 def vspcn_attention(model, images: np.ndarray) -> np.ndarray:
     """The semantic adapter's attention of every attribute over the patches, last strong step: (B, A, N)."""
