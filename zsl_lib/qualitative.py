@@ -77,6 +77,11 @@ def stored_run(family: str, repo: Path = provenance.REPO_ROOT) -> dict:
     return provenance.load_json(repo / "results" / f"{family}_book.json")
 
 
+def stored_world(family: str = "vspcn", repo: Path = provenance.REPO_ROOT) -> ToyBirds:
+    """The world of the family's stored book-size run (world 0, book size for both families)."""
+    return load_toybirds(ToyBirdsConfig(**stored_run(family, repo)["config"]["world"]))
+
+
 def load_trained(family: str, repo: Path = provenance.REPO_ROOT):
     """(trained model, world) of the family's stored book-size run."""
     return FAMILIES[family].load_trained(stored_run(family, repo), repo / "results" / f"{family}_book.pt")
@@ -341,7 +346,7 @@ def main(argv=None) -> None:
               f"in {record['wall_time_s']:.0f} s")
     else:
         sha, start = provenance.git_sha(), time.time()
-        world = load_toybirds(ToyBirdsConfig(**stored_run("vspcn")["config"]["world"]))
+        world = stored_world()
         save_views(compute_views(world), args.out, sha, time.time() - start, world)
         print(f"wrote {args.out} in {time.time() - start:.0f} s")
 
