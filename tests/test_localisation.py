@@ -69,9 +69,14 @@ def test_specificity_is_zero_for_alike_maps_and_positive_for_own_parts():
     bird_not_background = np.array([[[0.5, 0.5, 0, 0]] * 2])          # both attributes on the bird, alike
     assert (loc.mass_ratio(bird_not_background, COVERAGE, PARTS) > 1).all()
     np.testing.assert_allclose(loc.specificity(bird_not_background, COVERAGE, PARTS), [[0, 0]])
+    assert loc.specific_share(bird_not_background, COVERAGE, PARTS) == 0
     # each on its own part: attribute 0 puts 1 on part 1, attribute 1 puts 0 there -> 1;
     # attribute 1 puts 0.5 on part 2, attribute 0 puts 0 there -> 0.5
     np.testing.assert_allclose(loc.specificity(one_hot(0, 1), COVERAGE, PARTS), [[1, 0.5]])
+    assert loc.specific_share(one_hot(0, 1), COVERAGE, PARTS) == pytest.approx(1.0)     # (1 + 0.5) / (1 + 0.5)
+    # attribute 0 alone on part 1, attribute 1 uniform: specificity (1 - 0.25, 0.125 - 0) over own masses (1, 0.125)
+    mixed = np.array([[[1.0, 0, 0, 0], [0.25] * 4]])
+    assert loc.specific_share(mixed, COVERAGE, PARTS) == pytest.approx(0.875 / 1.125)
     # swapped: attribute 0 puts 0 on part 1, attribute 1 puts 1 there -> -1; attribute 1 puts 0 on
     # part 2, attribute 0 puts 0.5 there -> -0.5
     np.testing.assert_allclose(loc.specificity(one_hot(1, 0), COVERAGE, PARTS), [[-1, -0.5]])

@@ -17,7 +17,8 @@ The measures, each defined where it is computed:
 - `specificity` (B, A): the mass attribute a puts on its own part minus the mean mass that the
   attributes of the other parts put on that same part. It is 0 whenever all attributes attend
   alike, however much they favour the bird over the background: this is what separates
-  attribute localisation from bird-versus-background attention.
+  attribute localisation from bird-versus-background attention. `specific_share` pools it as a
+  share of the attention on the own parts (0 shared maps, 1 each part seen by its attributes only).
 - `map_spread` (B,): how far each attribute's map is from the mean map of all attributes
   (total variation: 0 = every attribute attends alike, 1 - 1/A for A disjoint one-cell maps).
 
@@ -163,6 +164,15 @@ def specificity(attention: np.ndarray, coverage: np.ndarray, parts: np.ndarray) 
     return own - (mass * other).sum(1) / other.sum(0)
 
 
+def specific_share(attention: np.ndarray, coverage: np.ndarray, parts: np.ndarray) -> float:
+    """The share of the attention that attributes put on their own parts which the attributes of other
+    parts do not put there: the sum of `specificity` over the sum of the own-part masses, pooled
+    over images and attributes. 0 for maps shared by all attributes, 1 when no other attribute
+    looks at an attribute's part."""
+    own = np.take_along_axis(part_mass(attention, coverage), np.asarray(parts)[None, :, None], 2)[..., 0]   # (B, A)
+    return float(specificity(attention, coverage, parts).sum() / own.sum())
+
+
 def map_spread(attention: np.ndarray) -> np.ndarray:
     """Mean total-variation distance between each attribute's map and the attributes' mean map, (B,):
     0 when every attribute attends alike, 1 - 1/A when the A maps sit on disjoint cells."""
@@ -173,7 +183,7 @@ def map_spread(attention: np.ndarray) -> np.ndarray:
 def localisation_report(attention: np.ndarray, coverage: np.ndarray, parts: np.ndarray) -> dict[str, np.ndarray]:
     """Every measure of this module for one model's attention, per attribute (A,) except `spread`
     (a number): ratio, wrong_ratio, pointing, pointing_chance, wrong_pointing, wrong_pointing_chance,
-    specificity, spread."""
+    specificity, specific_share, spread."""
     wrong, wrong_chance = wrong_part_pointing(attention, coverage, parts)
     return {"ratio": mass_ratio(attention, coverage, parts),
             "wrong_ratio": wrong_part_ratio(attention, coverage, parts),
@@ -181,6 +191,7 @@ def localisation_report(attention: np.ndarray, coverage: np.ndarray, parts: np.n
             "pointing_chance": pointing_chance(coverage, parts).mean(0),
             "wrong_pointing": wrong, "wrong_pointing_chance": wrong_chance,
             "specificity": specificity(attention, coverage, parts).mean(0),
+            "specific_share": specific_share(attention, coverage, parts),
             "spread": float(map_spread(attention).mean())}
 
 
