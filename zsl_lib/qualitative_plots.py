@@ -17,11 +17,16 @@ STRIP_COLOURS = ("tab:green", "tab:orange", "tab:red")
 
 
 def tsne(embedding: np.ndarray, seed: int = 0) -> np.ndarray:
-    """A 2-D t-SNE (scikit-learn, cosine distances, perplexity 20 or less for few points) of (n, d) -> (n, 2)."""
+    """A 2-D t-SNE (scikit-learn, cosine distances, perplexity 20 or less for few points) of (n, d) -> (n, 2).
+
+    Runs on one thread: on a shared CPU, OpenMP threads waiting for each other made a 200-point
+    t-SNE ten times slower than one thread does."""
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
     perplexity = min(20.0, (len(embedding) - 1) / 3)
-    return TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca",
-                random_state=seed).fit_transform(np.asarray(embedding, dtype=np.float64))
+    with threadpool_limits(1):
+        return TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca",
+                    random_state=seed).fit_transform(np.asarray(embedding, dtype=np.float64))
 
 
 def embedding_panel(ax, points: np.ndarray, labels: np.ndarray, is_unseen: np.ndarray, title: str) -> None:
@@ -52,9 +57,12 @@ def control_bars(ax, rows: dict[str, dict[str, float]], measure: str, chance: fl
     ax.set_title(measure, fontsize=9)
 
 
-def attention_row(axes, image: np.ndarray, maps: dict[str, np.ndarray], part_map: np.ndarray | None = None) -> None:
-    """An image (with its part map if given) and one attention overlay per titled map (N,)."""
+def attention_row(axes, image: np.ndarray, maps: dict[str, np.ndarray], part_map: np.ndarray | None = None,
+                  label: str = "") -> None:
+    """An image (with its part outlines if a part map is given, and `label` beside it) and one attention
+    overlay per titled map (N,)."""
     axes[0].imshow(image, interpolation="nearest")
+    axes[0].set_ylabel(label, fontsize=8)
     if part_map is not None:
         axes[0].contour(part_map, levels=np.arange(0.5, part_map.max() + 1), colors="white", linewidths=0.4)
     axes[0].set_xticks([]); axes[0].set_yticks([])
@@ -108,6 +116,8 @@ def gamma_figure(fig, scores: dict[str, np.ndarray], labels: np.ndarray, seen_co
     for k, (name, model_scores) in enumerate(scores.items()):
         at_validation = operating_point(model_scores, labels, seen_cols, validation_gammas[name])
         curve_ax.plot(at_validation["U"], at_validation["S"], "o", markerfacecolor="none", markeredgecolor=f"C{k}")
+    curve_ax.plot([], [], "o", markerfacecolor="none", markeredgecolor="black", label="validation gamma")
+    curve_ax.legend(fontsize=7)
     points = {name: operating_point(s, labels, seen_cols, gamma) for name, s in scores.items()}
     confusion_strip(strip_ax, points)
     strip_ax.set_title("  ".join(f"{n}: U {p['U']:.1f} S {p['S']:.1f} H {p['H']:.1f}" for n, p in points.items()),
@@ -133,3 +143,31 @@ def confused_examples(axes, world, pairs: list[tuple[str, int, int, float]], tes
         row[0].set_ylabel(f"{model}\n{100 * share:.0f} % of the class", fontsize=7)
         row[1].text(1.05, 0.5, "dominant values that differ:\n" + "\n".join(differ), transform=row[1].transAxes,
                     fontsize=6, va="center")
+
+
+def gamma_widget(scores: dict[str, np.ndarray], labels: np.ndarray, seen_cols: np.ndarray,
+                 validation_gammas: dict[str, float], value: float, low: float = -1.0, high: float = 4.0):
+    """A gamma slider above `gamma_figure` at the slider's gamma, redrawn on every move.
+
+    The figure is an `ipywidgets.Image` holding a PNG, not an `Output` widget: notebooks run by
+    papermill wait for ever on a cell that draws into an `Output` widget, and an image keeps its
+    last picture in the widget state that a rendered book embeds."""
+    import io
+
+    import ipywidgets as widgets
+    from matplotlib.figure import Figure
+
+    def png(gamma: float) -> bytes:
+        fig = Figure(figsize=(12, 4))
+        gamma_figure(fig, scores, labels, seen_cols, gamma, validation_gammas)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=80)
+        return buffer.getvalue()
+
+    if not low <= value <= high:
+        raise ValueError(f"the slider's start value {value} is outside [{low}, {high}]; widen the range")
+    slider = widgets.FloatSlider(value=value, min=low, max=high, step=0.05, description="gamma",
+                                 continuous_update=False)
+    image = widgets.Image(value=png(value), format="png")
+    slider.observe(lambda change: setattr(image, "value", png(change["new"])), names="value")
+    return widgets.VBox([slider, image])
