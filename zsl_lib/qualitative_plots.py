@@ -131,7 +131,7 @@ def confused_examples(axes, world, pairs: list[tuple[str, int, int, float]], tes
     one of the class it is taken for, with the attribute groups whose dominant values differ."""
     rng = np.random.default_rng(test_seed)
     for row, (model, true, wrong, share) in zip(axes, pairs):
-        for ax, c, role in ((row[0], true, "unseen, true"), (row[1], wrong, "taken for")):
+        for ax, c, role in ((row[0], true, "true class"), (row[1], wrong, "taken for")):
             pool = np.flatnonzero(world.labels == c)
             ax.imshow(world.images[rng.choice(pool)], interpolation="nearest")
             kind = "unseen" if c in world.unseen_classes else "seen"
