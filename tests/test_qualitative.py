@@ -72,3 +72,18 @@ def test_mgmrn_attention_is_a_distribution_over_positions(smoke_world):
     with q.MgMRNRecorder(model) as recorder, torch.no_grad():
         model(q.batch_to_input(smoke_world.images[:3]))
     assert recorder.attribute_maps(0).sum((-2, -1)).max() < 0.99
+
+
+def test_gamma_widget_redraws_when_the_slider_moves():
+    from zsl_lib import qualitative_plots as qp
+    rng = np.random.default_rng(0)
+    labels, seen_cols = np.repeat(np.arange(4), 5), np.array([True, True, False, False])
+    scores = {"a": rng.normal(size=(20, 4)), "b": rng.normal(size=(20, 4))}
+    box = qp.gamma_widget(scores, labels, seen_cols, {"a": 0.5, "b": 1.0}, value=0.0)
+    slider, image = box.children
+    first = image.value
+    assert first[:4] == b"\x89PNG"
+    slider.value = 2.0
+    assert image.value[:4] == b"\x89PNG" and image.value != first
+    with pytest.raises(ValueError, match="widen the range"):
+        qp.gamma_widget(scores, labels, seen_cols, {"a": 0.5, "b": 1.0}, value=9.0)
