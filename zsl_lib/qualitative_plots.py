@@ -42,15 +42,20 @@ def embedding_panel(ax, points: np.ndarray, labels: np.ndarray, is_unseen: np.nd
     ax.set_title(title, fontsize=8)
 
 
-def control_bars(ax, rows: dict[str, dict[str, float]], measure: str, chance: float | None = None,
+def control_bars(ax, rows: dict[str, dict[str, float]], measure: str, chance: float | dict[str, float] | None = None,
                  ylabel: str = "") -> None:
-    """One group of bars per model, one bar per condition (`rows`: model -> condition -> value)."""
+    """One group of bars per model, one bar per condition (`rows`: model -> condition -> value), and the
+    level of uniform attention: one line, or a dashed segment over each model's group (`chance`: model ->
+    level) where it depends on the model's grid."""
     conditions = list(next(iter(rows.values())))
     width = 0.8 / len(conditions)
     for k, condition in enumerate(conditions):
         ax.bar(np.arange(len(rows)) + (k - len(conditions) / 2 + 0.5) * width,
                [values[condition] for values in rows.values()], width, label=condition)
-    if chance is not None:
+    if isinstance(chance, dict):
+        ax.hlines([chance[m] for m in rows], np.arange(len(rows)) - 0.45, np.arange(len(rows)) + 0.45,
+                  color="black", linewidth=0.8, linestyle="--", label="uniform attention")
+    elif chance is not None:
         ax.axhline(chance, color="black", linewidth=0.8, linestyle="--", label="uniform attention")
     ax.set_xticks(range(len(rows)), list(rows), fontsize=8)
     ax.set_ylabel(ylabel or measure, fontsize=8)
