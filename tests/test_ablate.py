@@ -67,6 +67,8 @@ def test_stored_cells_are_skipped_and_a_changed_configuration_runs_again(tmp_pat
     record = ablate.run_cell(todo[0], settings, tmp_path, sha="test")
     assert torch.get_num_threads() == threads, "a cell run in this process must leave torch's threads as they were"
     assert record["metrics"]["T1"] > 0 and record["world"] == 0 and record["validation_steps"] < 10
+    assert 0 < record["cpu_time_s"] <= 1.5 * record["wall_time_s"] + 1       # one thread: CPU time at most wall time
+    assert "1 of 1 cells stored" in ablate.status(grid, todo, settings, tmp_path, jobs=2)
     assert ablate.pending(grid, todo, settings, tmp_path) == []
     assert ablate.pending(grid, todo, replace(settings, steps=12), tmp_path) == todo
     path = ablate.cell_path(tmp_path, todo[0])

@@ -182,7 +182,7 @@ def compute_cell(cell: Cell, settings: Settings, out: Path, sha: str | None) -> 
     grid = load_grid(cell.grid)
     row = grid.row(cell.row)
     config = cell_config(grid, cell, settings)
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
     world = load_toybirds(ToyBirdsConfig(**config["world"]))
     cfg, train_cfg = model_config(grid, row), train_config(grid, row, cell.seed, settings)
 
@@ -194,6 +194,7 @@ def compute_cell(cell: Cell, settings: Settings, out: Path, sha: str | None) -> 
     record = provenance.run_record(f"{cell.grid}/{cell.row}", config, [cell.seed],
                                    experiment.stored_metrics(report), time.time() - start, sha)
     record.update(label=row.label, ours=row.ours, world=cell.world, build=grid.family.build.__qualname__,
+                  cpu_time_s=round(time.process_time() - cpu_start, 1),
                   validation_steps=experiment.validation_schedule(world, train_cfg).steps)
     path = cell_path(out, cell)
     if settings.save_weights:
@@ -211,17 +212,20 @@ def hours(seconds: float) -> str:
 
 
 def status(grid: Grid, todo: list[Cell], settings: Settings, out: Path, jobs: int) -> str:
-    """Which cells are stored and what they cost: the sum of their wall times, and that sum
-    divided by the cells run side by side (the grid's time on this machine)."""
+    """Which cells are stored and what they cost. Wall time counts whatever else the machine was
+    doing; the CPU time of a one-thread cell does not, so the grid's time on an otherwise idle
+    machine with `jobs` one-thread cells side by side is estimated from it where it was recorded."""
     records = [stored(cell_path(out, cell), cell_config(grid, cell, settings)) for cell in todo]
     done = [r for r in records if r is not None]
-    seconds = sum(r["wall_time_s"] for r in done)
     lines = [f"grid {grid.name}: {len(done)} of {len(todo)} cells stored in {out / grid.name}"]
     if done:
-        per_cell = seconds / len(done)
-        lines.append(f"measured: {hours(seconds)} of cell time, {per_cell / 60:.1f} min a cell; "
-                     f"with {jobs} side by side the stored cells took about {hours(seconds / jobs)}, "
-                     f"the whole grid would take about {hours(per_cell * len(todo) / jobs)}")
+        wall = sum(r["wall_time_s"] for r in done) / len(done)
+        lines.append(f"measured: {wall / 60:.1f} min of wall time a cell")
+        timed = [r["cpu_time_s"] for r in done if "cpu_time_s" in r]
+        if timed:
+            cpu = sum(timed) / len(timed)
+            lines.append(f"{cpu / 60:.1f} min of CPU time a cell ({len(timed)} cells timed): the whole grid, "
+                         f"{jobs} one-thread cells side by side on an idle machine, about {hours(cpu * len(todo) / jobs)}")
     return "\n".join(lines)
 
 
