@@ -159,3 +159,168 @@ def test_the_episodic_epoch_has_a_stated_length():
         make_sampler(TrainConfig(), labels, steps_per_epoch=10)
     with pytest.raises(ValueError, match=r"steps_per_epoch = 300: .*needs train.sampler = 'episodes'"):
         runconfig.from_dict({"steps_per_epoch": 300})
+
+
+# ---- speed and memory on a GPU, checked on the CPU -------------------------------------------
+
+def toy_builds(world):
+    from zsl_lib.mgmrn.experiment import build as build_mgmrn
+    from zsl_lib.vspcn.experiment import build as build_vspcn
+    return {"vspcn": lambda: build_vspcn(world, vspcn.preset("paper_default"), world.seen_classes),
+            "mgmrn": lambda: build_mgmrn(world, mgmrn.preset("paper"), world.seen_classes, 0),
+            "mgmrn_official_code": lambda: build_mgmrn(world, mgmrn.preset("official_code"), world.seen_classes, 0)}
+
+
+@pytest.mark.parametrize("name", ["vspcn", "mgmrn", "mgmrn_official_code"])
+@pytest.mark.parametrize("grad_accum", [1, 2])
+def test_a_training_step_reads_values_from_the_device_once(smoke_world, name, grad_accum):
+    """The loop used to turn every loss term into a bool and then a float: ~22 syncs a VSPCN step."""
+    from zsl_lib.runtime import count_host_reads
+    from zsl_lib.train import train
+    model = toy_builds(smoke_world)[name]()
+    tv = smoke_world.splits["trainval"]
+    steps = 3
+    cfg = TrainConfig(steps=steps, batch_size=16, device="cpu", log_every=1, grad_accum=grad_accum)
+    if name == "mgmrn_official_code" and grad_accum > 1:
+        pytest.skip("the per-stage steps train with grad_accum 1")
+    with count_host_reads() as reads:
+        history = train(model, smoke_world.images[tv], smoke_world.labels[tv], cfg, log=lambda *_: None)
+    assert len(history) == steps and all(np.isfinite(h["total"]) for h in history)
+    syncs = sum(v for k, v in reads.items() if k != "optimizer_step_counters")
+    assert syncs == steps                                          # one read of the logged terms a step
+
+
+def test_the_logged_terms_are_the_weighted_means_over_micro_batches():
+    from zsl_lib.train import check_finite, fetch_terms
+    parts = [(0.25, {"a": torch.tensor(2.0), "total": torch.tensor(4.0)}),
+             (0.75, {"a": torch.tensor(6.0), "total": torch.tensor(8.0)})]
+    assert fetch_terms(parts) == {"a": 5.0, "total": 7.0}
+    with pytest.raises(FloatingPointError, match=r"step 3: loss term\(s\) \['a'\] are not finite"):
+        check_finite({"a": float("nan"), "total": float("nan")}, 3)
+
+
+def test_per_stage_steps_run_backward_and_the_update_outside_autocast(smoke_world):
+    from zsl_lib.train import train
+    model = toy_builds(smoke_world)["mgmrn_official_code"]()
+    during = {"forward": [], "backward": [], "step": []}
+    model.decoders[0].register_forward_hook(lambda *_: during["forward"].append(torch.is_autocast_enabled("cpu")))
+    model.decoders[0].readout.register_hook(lambda g: during["backward"].append(torch.is_autocast_enabled("cpu")))
+    original_step = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        during["step"].append(torch.is_autocast_enabled("cpu"))
+        return original_step(self, *args, **kwargs)
+
+    tv = smoke_world.splits["trainval"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.optim.Adam, "step", step)
+        train(model, smoke_world.images[tv], smoke_world.labels[tv],
+              TrainConfig(steps=1, batch_size=4, device="cpu", precision="bf16"), log=lambda *_: None)
+    assert during["forward"] and all(during["forward"])                 # bf16 forward passes
+    assert during["backward"] == [False] and during["step"] == [False] * 3
+
+
+def test_mgmrn_scores_losses_and_attention_logits_are_fp32_under_autocast(smoke_world):
+    from zsl_lib.mgmrn.losses import ar_loss, cosine_scores, sce_loss
+    model = toy_builds(smoke_world)["mgmrn"]()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        z = model.forward_features(x)[0]
+        scores = cosine_scores(z, model.class_attributes, 20.0)
+        labels = torch.tensor([0, 1])
+        seen = model.class_attributes[model.seen_classes]
+        sce, ar = sce_loss(z, labels, seen, 20.0), ar_loss(z, seen[labels])
+    assert model.decoders[0].last_attention.dtype == torch.float32
+    assert scores.dtype == sce.dtype == ar.dtype == torch.float32
+    torch.testing.assert_close(scores, cosine_scores(z.float(), model.class_attributes, 20.0), rtol=0, atol=0)
+    torch.testing.assert_close(sce, sce_loss(z.float(), labels, seen, 20.0), rtol=0, atol=0)
+
+
+def test_paper_mean_is_the_old_reduction_without_its_five_dimensional_temporary():
+    from zsl_lib.mgmrn.rfmb import RegionFeatureMining
+    torch.manual_seed(0)
+    block = RegionFeatureMining(8, num_parts=7, mode="paper_mean")
+    f = torch.randn(3, 8, 5, 5, requires_grad=True)
+    a = block.assignment(f)
+    old = (a.unsqueeze(2) * f.unsqueeze(1)).mean(dim=1)                # Eq. (2) as before: (B, M, C, H, W)
+    new = block(f)
+    torch.testing.assert_close(new, old, rtol=1e-6, atol=1e-7)
+    g_old = torch.autograd.grad(old.square().sum(), (f, block.prototypes, block.smoothing))
+    g_new = torch.autograd.grad(new.square().sum(), (f, block.prototypes, block.smoothing))
+    for mine, theirs in zip(g_new, g_old):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class LargestOutput(TorchDispatchMode):
+        largest = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else [out]:
+                if isinstance(t, torch.Tensor):
+                    self.largest = max(self.largest, t.numel())
+            return out
+
+    with LargestOutput() as mode:
+        block(f).sum().backward()
+    assert mode.largest < 3 * 7 * 8 * 5 * 5                            # no B x M x C x H x W tensor, forward or back
+
+
+class ReadRecorder:
+    """An image array that records how many rows each read asked for."""
+
+    def __init__(self, images):
+        self.images, self.reads = images, []
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, rows):
+        self.reads.append(len(np.atleast_1d(np.arange(len(self.images))[rows])))
+        return self.images[rows]
+
+
+class MeanPixelModel(torch.nn.Module):
+    """Scores from the mean colour: enough to be scored, and it records the autocast state."""
+
+    def __init__(self, classes):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, classes)
+        self.autocast = []
+
+    def forward(self, x):
+        self.autocast.append(torch.is_autocast_enabled("cpu"))
+        return self.linear(x.mean((2, 3)))
+
+
+def test_evaluation_streams_a_split_in_batches_and_autocasts_as_asked(smoke_world):
+    from zsl_lib import evaluate
+    images = ReadRecorder(smoke_world.images)
+    world = types.SimpleNamespace(protocol=smoke_world.protocol, images=images, labels=smoke_world.labels,
+                                  normalize=smoke_world.normalize)
+    model = MeanPixelModel(len(smoke_world.class_names))
+    scores, labels, _ = evaluate.split_scores(model, world, "test", "cpu")
+    assert len(scores) == len(labels) > 128 and max(images.reads) <= 128    # never the whole split at once
+    assert set(model.autocast) == {False}                                  # the CPU: plain fp32 as before
+    evaluate.class_scores(model, smoke_world.images[:4], device="cpu", precision="bf16")
+    assert model.autocast[-1] is True
+
+
+def test_the_gpu_fast_paths_are_set_on_cuda_only():
+    from zsl_lib.runtime import configure_cuda
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)
+    cnn = timm.create_model("toy_resnet_nopool_64", num_classes=0)
+    vit = timm.create_model("vit_tiny_patch16_224", num_classes=0)
+    try:
+        assert configure_cuda(torch.device("cpu"), cnn) == torch.contiguous_format
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+                torch.backends.cudnn.benchmark) == flags
+        assert cnn.conv1.weight.is_contiguous()
+        assert configure_cuda(torch.device("cuda"), cnn) == torch.channels_last    # only sets flags and layouts
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.benchmark
+        assert cnn.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+        assert configure_cuda(torch.device("cuda"), vit) == torch.contiguous_format   # one conv: the patch embedding
+        configure_cuda(torch.device("cuda"), cnn, deterministic=True)
+        assert not torch.backends.cudnn.benchmark
+    finally:
+        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark) = flags

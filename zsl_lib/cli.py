@@ -21,7 +21,7 @@ import numpy as np
 import timm
 
 from . import checkpoint, distributed, evaluate, experiment, provenance, runconfig
-from .imagecache import AUGMENTATIONS
+from .imagecache import AUGMENTATIONS, Rows
 from .realdata import wordvectors
 from .realdata.dataset import load_benchmark
 from .realdata.prepare import prepare
@@ -119,7 +119,7 @@ def command_train(args) -> None:
         raise ValueError(f"--resume: {run_dir / 'config.json'} differs from this configuration; "
                          "resume with the original --config and --set values")
     on_epoch_end = validation_scores(cfg, world) if cfg.protocol == "validation" else None
-    history = train(model, world.images[split], world.labels[split], cfg.train, run_dir=run_dir,
+    history = train(model, Rows(world.images, split), world.labels[split], cfg.train, run_dir=run_dir,
                     resume=args.resume, on_epoch_end=on_epoch_end, transform=AUGMENTATIONS[cfg.data.augment],
                     normalize=world.normalize, steps_per_epoch=cfg.steps_per_epoch)
     if not procs.main:

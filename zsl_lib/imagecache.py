@@ -53,6 +53,20 @@ class JpegImages:
         return np.stack([load_image(self.paths[i], self.size) for i in np.asarray(index)])
 
 
+class Rows:
+    """The rows `index` of an image array, indexed like an array of their own but read only when
+    asked: a split of a memory-mapped cache without loading the whole split into memory."""
+
+    def __init__(self, images, index: np.ndarray):
+        self.images, self.index = images, np.asarray(index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return self.images[self.index[rows]]
+
+
 def fingerprint(paths: list[str | Path], size: int) -> str:
     """What a cache was built from: the file list (names and sizes on disk) and the image size."""
     h = hashlib.sha256(str(size).encode())

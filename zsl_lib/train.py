@@ -16,6 +16,7 @@ Labels are given as class ids and trained as columns of the model's seen classes
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections import deque
@@ -32,9 +33,9 @@ from tqdm.auto import tqdm
 from . import checkpoint, metrics
 from .backbones import to_input
 from .distributed import setup
-from .runtime import resolve_device, seed_everything, warmup, warmup_cosine
+from .runtime import (PRECISIONS, autocast_dtype, configure_cuda, resolve_device, seed_everything, warmup,
+                      warmup_cosine)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("cosine", "constant", "multistep")
 OPTIMIZERS = ("adam", "sgd")
 SAMPLERS = ("epoch", "episodes")
@@ -241,15 +242,6 @@ def tensorboard_writer(run_dir: Path | None):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for a precision setting on a device (None: plain fp32)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
-    if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
 def rng_state() -> dict:
     """Every global random state a step may draw from (augmentations, dropout), as tensors and plain values."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
@@ -266,12 +258,28 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
-    """Stop with the step and the loss term(s) that are NaN or infinite."""
-    bad = [k for k, v in terms.items() if not torch.isfinite(v)]
-    if bad:
-        raise FloatingPointError(f"step {step}: loss term(s) {bad} are not finite "
-                                 f"({ {k: terms[k].item() for k in bad} }); lower the learning rate")
+def check_finite(terms: dict[str, float], step: int) -> None:
+    """Stop with the step and the loss term(s) that are NaN or infinite, if the total is.
+
+    The loop calls it on the values it fetched after the optimiser step, so checking costs no
+    host-device synchronisation of its own; the run stops before that step's checkpoint.
+    """
+    if math.isfinite(terms["total"]):
+        return
+    bad = [k for k, v in terms.items() if k != "total" and not math.isfinite(v)] or ["total"]
+    raise FloatingPointError(f"step {step}: loss term(s) {bad} are not finite "
+                             f"({ {k: terms[k] for k in bad} }); lower the learning rate")
+
+
+def fetch_terms(parts: list[tuple[float, dict[str, torch.Tensor]]]) -> dict[str, float]:
+    """The weighted sum of each loss term over a step's micro-batches, (weight, terms) each, as
+    Python floats, read from the device in one transfer: the step's one host-device sync."""
+    values = iter(torch.stack([v.detach().float() for _, terms in parts for v in terms.values()]).tolist())
+    summed: dict[str, float] = {}
+    for weight, terms in parts:
+        for k in terms:
+            summed[k] = summed.get(k, 0.0) + next(values) * weight
+    return summed
 
 
 def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, log=print,
@@ -283,9 +291,11 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
 
     Adam or SGD (L2-style weight decay, as the papers' code) with linear warm-up and a cosine,
     constant or step schedule, gradient clipping, fp32 on the CPU and bf16 autocast on CUDA.
-    A model with an `own_update(x, labels, optimizer, grad_clip)` method (Mg-MRN's released
-    per-stage steps) makes its backward passes and optimiser steps itself. A non-finite loss stops
-    the run with the step and the term that went wrong. `on_epoch_end(model, epoch)` returns
+    A model with an `own_update(x, labels, optimizer, grad_clip, autocast)` method (Mg-MRN's released
+    per-stage steps) makes its backward passes and optimiser steps itself. The loss terms are read
+    from the device once per step, after the update (one host-device sync); a non-finite total
+    stops the run with the step and the term that went wrong. On CUDA, TF32 matmuls, cuDNN's
+    autotuner and channels-last inputs for CNNs are on (`runtime.configure_cuda`). `on_epoch_end(model, epoch)` returns
     validation metrics (with "H" the best model is kept); `normalize` turns uint8 pixels into
     the backbone's input (`dataset.normalize`); `transform` augments that batch on the device;
     `steps_per_epoch` sets the length of an epoch of the "episodes" sampler.
@@ -303,6 +313,11 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
     dtype = autocast_dtype(cfg.precision, device)
+    memory_format = configure_cuda(device, model, cfg.deterministic)
+
+    def autocast():
+        return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
     model.to(device).train()
     seen = model.seen_classes.cpu().numpy()
     try:
@@ -340,7 +355,8 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
         history, records, best, first_step = state["history"], state["records"], state["best"], state["step"]
         epoch = sampler.epoch
         log(f"resumed {run_dir} at step {first_step}/{cfg.steps} (epoch {epoch})")
-    reader = BatchReader(images, sampler, cfg.workers, pin=device.type == "cuda", part=(procs.rank, procs.world))
+    on_gpu = device.type == "cuda"
+    reader = BatchReader(images, sampler, cfg.workers, pin=on_gpu, part=(procs.rank, procs.world))
 
     def save_checkpoint(step: int) -> None:
         if run_dir is not None and procs.main:
@@ -381,23 +397,27 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
         mine, epoch_done, pixels = reader.next()                        # this process's share of the batch
         epoch += epoch_done
         micro_batches = np.array_split(np.arange(len(mine)), cfg.grad_accum)
-        terms_sum: dict[str, float] = {}
+        parts = []                                                      # (weight, loss terms) per micro-batch
         for i, micro in enumerate(micro_batches):
-            x = normalize(pixels[micro].to(device, non_blocking=True))  # (b, 3, H, W)
+            rows = slice(micro[0], micro[-1] + 1)                       # a view: pinned pixels stay pinned
+            x = normalize(pixels[rows].to(device, non_blocking=True))   # (b, 3, H, W)
             if transform is not None:
                 x = transform(x)
-            y = torch.from_numpy(targets[mine[micro]]).to(device)
+            y = torch.from_numpy(targets[mine[rows]])
+            if on_gpu:                                                  # a copy from pageable memory would sync
+                x, y = x.contiguous(memory_format=memory_format), y.pin_memory()
+            y = y.to(device, non_blocking=True)
+            weight = len(micro) / len(mine)
             last = i == len(micro_batches) - 1
             sync = nullcontext() if last or procs.world == 1 else loss_fn.no_sync()
             with sync:
-                with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                    # own_update makes its backward passes and optimiser steps itself (one micro-batch)
-                    terms = loss_fn(x, y) if own_update is None else own_update(x, y, opt, cfg.grad_clip)
-                check_finite(terms, step)
                 if own_update is None:
-                    scaler.scale(terms["total"] * len(micro) / len(mine)).backward()
-            for k, v in terms.items():
-                terms_sum[k] = terms_sum.get(k, 0.0) + v.item() * len(micro) / len(mine)
+                    with autocast():
+                        terms = loss_fn(x, y)
+                    scaler.scale(terms["total"] * weight).backward()     # backward outside autocast
+                else:              # its own backward passes and optimiser steps (one micro-batch)
+                    terms = own_update(x, y, opt, cfg.grad_clip, autocast)
+            parts.append((weight, terms))
         if own_update is None:
             scaler.unscale_(opt)
             if cfg.grad_clip > 0:
@@ -406,6 +426,8 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
             scaler.update()
             opt.zero_grad(set_to_none=True)
         sched.step()
+        terms_sum = fetch_terms(parts)                                  # the step's one host-device sync
+        check_finite(terms_sum, step)
         history.append({k: round(v, 5) for k, v in procs.mean(terms_sum).items()})
         bar.update(1)
 

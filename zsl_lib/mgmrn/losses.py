@@ -2,7 +2,8 @@
 
 Every class score is a scaled cosine, kappa * cos(z_l, a_c), with the released code's
 normalisation v / (||v|| + 1e-10) and kappa = 20 (CUB, AWA2) or 25 (SUN); the printed Eq. (11)
-has squared norms (a typo) and no temperature.
+has squared norms (a typo) and no temperature. Scores and losses are computed in fp32 whatever
+the autocast setting of the forward pass that produced z.
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ def unit(v: torch.Tensor) -> torch.Tensor:
 
 
 def cosine_scores(z: torch.Tensor, class_attributes: torch.Tensor, kappa: float) -> torch.Tensor:
-    """kappa * cos(z, a_c): (B, A) x (C, A) -> (B, C)."""
-    return kappa * unit(z) @ unit(class_attributes).T
+    """kappa * cos(z, a_c): (B, A) x (C, A) -> (B, C), in fp32 also under autocast."""
+    with torch.autocast(z.device.type, enabled=False):
+        return kappa * unit(z.float()) @ unit(class_attributes.float()).T
 
 
 def sce_loss(z: torch.Tensor, labels: torch.Tensor, seen_attributes: torch.Tensor, kappa: float) -> torch.Tensor:
@@ -30,4 +32,5 @@ def sce_loss(z: torch.Tensor, labels: torch.Tensor, seen_attributes: torch.Tenso
 def ar_loss(z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Eq. (12) as the code computes it: squared error of the L2-normalised vectors, averaged
     over the batch and the attributes."""
-    return (unit(z) - unit(targets)).pow(2).mean()
+    with torch.autocast(z.device.type, enabled=False):
+        return (unit(z.float()) - unit(targets.float())).pow(2).mean()

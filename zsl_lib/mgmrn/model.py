@@ -7,6 +7,7 @@ setting, the toy ResNet by default). Stage l = 1 is the finest of the L stages u
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import replace
 import torch
 import torch.nn as nn
@@ -101,22 +102,23 @@ class MgMRN(nn.Module):
         return self.per_stage_steps if self.cfg.opt_mode == "per_stage_steps" else None
 
     def per_stage_steps(self, x: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
-                        grad_clip: float = 0.0) -> dict[str, torch.Tensor]:
+                        grad_clip: float = 0.0, autocast=nullcontext) -> dict[str, torch.Tensor]:
         """The released code's update (`official_code`): for each stage in turn, a new forward at the
         current weights, that stage's loss only, zero_grad (to None), backward and an optimiser step
-        (after clipping to `grad_clip` if > 0; the code does not clip).
+        (after clipping to `grad_clip` if > 0; the code does not clip). `autocast()` is the training
+        loop's mixed-precision context: the forward runs inside it, backward and the step outside.
 
         This is alternating optimisation, not a step on Eq. (13): stage l's loss is evaluated after
         the updates of stages < l, and with the SCAB's stop-gradient the backbone below stage 1
         is stepped L times per batch, the last stage once. Returns each stage's loss at its own
-        parameter state and their sum as "total" (what the code logs)."""
+        parameter state and their sum as "total" (what the code logs), as tensors: the training
+        loop reads them once after the step and stops on a non-finite total."""
         weight = self.cfg.lambda_ar if self.cfg.use_ar else 0.0
         terms = {}
         for l in range(self.num_levels):
-            sce, ar = self.stage_loss(self.forward_features(x)[l], labels)
-            loss = sce + weight * ar
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"stage {l + 1} loss is {loss.item()}; lower the learning rate")
+            with autocast():
+                sce, ar = self.stage_loss(self.forward_features(x)[l], labels)
+                loss = sce + weight * ar
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip > 0:
