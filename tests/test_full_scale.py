@@ -2,6 +2,7 @@
 options they resolve to, and the pieces of the training and evaluation loops that only matter at
 full size (tested here on the CPU with small models and fake data)."""
 import pickle
+import re
 import types
 from pathlib import Path
 
@@ -324,3 +325,85 @@ def test_the_gpu_fast_paths_are_set_on_cuda_only():
         assert not torch.backends.cudnn.benchmark
     finally:
         (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark) = flags
+
+
+# ---- the command line's errors, and a dataset of one's own --------------------------------------
+
+def mini_own(root: Path, classes: int = 5, per_class: int = 4, attributes: int = 6) -> Path:
+    """A dataset in the layout of zsl_lib.realdata.own: classes c0-c2 seen (c0, c1 trainclasses1,
+    c2 valclasses1), c3-c4 unseen; the first image of each seen class is test_seen."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    names = [f"c{i}" for i in range(classes)]
+    lines, split = [], {"trainval": [], "test_seen": [], "test_unseen": []}
+    for c, name in enumerate(names):
+        for j in range(per_class):
+            rel = f"{name}/img {j}.png"                                        # a space in a path is fine
+            (root / "images" / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(root / "images" / rel)
+            lines.append(f"{rel} {name}")
+            split["test_unseen" if c >= 3 else "test_seen" if j == 0 else "trainval"].append(rel)
+    (root / "splits").mkdir()
+    for key, files in split.items():
+        (root / "splits" / f"{key}.txt").write_text("\n".join(files) + "\n")
+    (root / "splits" / "trainclasses1.txt").write_text("c0\nc1\n")
+    (root / "splits" / "valclasses1.txt").write_text("c2\n")
+    (root / "classes.txt").write_text("\n".join(names) + "\n")
+    (root / "images.txt").write_text("\n".join(lines) + "\n")
+    (root / "class_attributes.txt").write_text("\n".join(", ".join(f"{v:.3f}" for v in row)
+                                                         for row in rng.random((classes, attributes))))
+    (root / "attributes.txt").write_text("\n".join(f"has_part_{i}" for i in range(attributes)))
+    return root
+
+
+def test_a_dataset_of_ones_own_is_prepared_like_cub(tmp_path, monkeypatch, capsys):
+    from zsl_lib.realdata.dataset import load_benchmark
+    monkeypatch.setenv("ZSL_CACHE", str(tmp_path / "cache"))
+    root = mini_own(tmp_path / "mine")
+    cli.main(["data", "prepare", "own", "--root", str(root)])
+    said = capsys.readouterr().out
+    assert "own: 20 images, 5 classes, 6 attributes" in said
+    assert "trainval 9, test_seen 3, test_unseen 8; validation protocol: train 4, val_seen 2, val_unseen 3" in said
+    world = load_benchmark(root / "own_index.json", "mgmrn", log=None)
+    assert world.images.shape == (20, 448, 448, 3) and list(world.unseen_classes) == [3, 4]
+    assert list(world.trainclasses1) == [0, 1] and world.attribute_names[0] == "has_part_0"
+    cfg = runconfig.from_dict({"model": "mgmrn", "preset": "paper", "calibration": "stacking",
+                               "data": {"dataset": "own", "root": str(root)}})
+    assert cfg.word_vector_source() == root / "w2v" / "own_attribute.pkl"
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda r: (r / "classes.txt").unlink(), r"classes.txt is missing: a dataset of your own needs images/, classes.txt"),
+    (lambda r: (r / "images.txt").write_text("c0/img 1.png c9\n"), r"images.txt line 1: class 'c9' is not in classes.txt"),
+    (lambda r: (r / "images" / "c1" / "img 2.png").unlink(), r"1 of 20 images are missing .*c1/img 2.png.*check images.txt"),
+    (lambda r: (r / "splits" / "valclasses1.txt").write_text("c1\n"), r"must divide the seen classes"),
+    (lambda r: (r / "class_attributes.txt").write_text("1 2\n"), r"class_attributes.txt has 1 rows .*each of the 5 classes"),
+])
+def test_a_broken_own_dataset_gets_one_clear_line_and_exit_status_2(tmp_path, capsys, damage, message):
+    root = mini_own(tmp_path / "mine")
+    damage(root)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["data", "prepare", "own", "--root", str(root)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: ") and re.search(message, err)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--config", "configs/nope.yaml"], r"no configuration file configs/nope.yaml; the repository ships"),
+    (["train", "--config", str(ROOT / "configs" / "vspcn_toybirds.yaml"), "--set", "train.lr_rate=1"],
+     r"unknown key\(s\) \['lr_rate'\] in .*vspcn_toybirds.yaml, section 'train'"),
+    (["train", "--config", str(ROOT / "configs" / "vspcn_toybirds.yaml"), "--set", "calibration=softmax"],
+     r"calibration = 'softmax' is not allowed; choose one of"),
+    (["train", "--config", str(ROOT / "configs" / "vspcn_cub.yaml"), "--set", "data.root=/nowhere"],
+     r"no benchmark index at /nowhere/CUB_index.json; run `python -m zsl_lib data prepare"),
+    (["evaluate", "--checkpoint", "/nowhere/best.pt"], r"no checkpoint at /nowhere/best.pt"),
+    (["data", "prepare", "CUB", "--root", "/nowhere"], r"the data root /nowhere does not exist"),
+])
+def test_cli_errors_are_one_line_without_a_traceback_and_exit_2(args, message, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(args)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert re.search(message, err), err

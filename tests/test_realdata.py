@@ -164,7 +164,7 @@ def test_a_mini_archive_goes_through_the_whole_pipeline_into_a_model(tmp_path, m
 
 def test_bad_inputs_give_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("ZSL_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(FileNotFoundError, match=r"the data root .*missing does not exist; create it and unpack"):
+    with pytest.raises(FileNotFoundError, match=r"the data root .*missing does not exist; create it and put CUB_200_2011.tgz"):
         prepare("CUB", tmp_path / "missing", log=None)
     root = mini_cub(tmp_path / "data")
     with pytest.raises(FileNotFoundError, match=r"no att_splits.mat for SUN .*xlsa17.zip"):

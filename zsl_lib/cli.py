@@ -4,6 +4,10 @@
     torchrun --nproc_per_node 2 -m zsl_lib train --config ...      # several processes, one run
     python -m zsl_lib evaluate --checkpoint runs/vspcn_toybirds/best.pt [--gamma G]
     python -m zsl_lib data prepare CUB --root ~/data        # once, after downloading the archives
+    python -m zsl_lib data prepare own --root ~/mydata      # a dataset of your own (zsl_lib.realdata.own)
+
+Expected problems (a missing file, an unknown key, a bad value) print one line naming the file or
+value and the fix, and exit with status 2.
 
 A run folder holds `config.json` (the resolved configuration), `metrics.jsonl`,
 `last.pt` (resume point), `best.pt` (best validation epoch, validation protocol) and
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,12 +27,16 @@ import timm
 
 from . import checkpoint, distributed, evaluate, experiment, provenance, runconfig
 from .imagecache import AUGMENTATIONS, Rows
-from .realdata import wordvectors
+from .realdata import own, wordvectors
 from .realdata.dataset import load_benchmark
 from .realdata.prepare import prepare
 from .runtime import atomic_open, resolve_device
 from .toyworld.dataset import ToyBirdsConfig, load_toybirds
 from .train import train
+
+
+# Errors that describe a problem of the user's files, keys or values (each names it and the fix).
+EXPECTED = (FileNotFoundError, ValueError, KeyError, FloatingPointError)
 
 
 def load_world(cfg: runconfig.RunConfig):
@@ -51,7 +60,8 @@ def build_model(cfg: runconfig.RunConfig, world, log=print):
                                       "mgmrn": (mgmrn, mgmrn.MgMRN, build_toy_mgmrn)}[cfg.model]
     if cfg.data.dataset == "toybirds":
         return build_toy(world, family.preset(cfg.preset, **options), seen, cfg.train.seed)
-    model_cfg = family.preset(cfg.preset, cfg.data.dataset, **options)      # the user's options win
+    benchmark = cfg.data.dataset if cfg.data.dataset != own.NAME else None   # own data: the preset's defaults
+    model_cfg = family.preset(cfg.preset, benchmark, **options)             # the user's options win
     word_vectors = attribute_vectors(cfg, world, log)
     # made after seeding (inside assemble), so a backbone with random frozen weights is the same in every process
     backbone = lambda: timm.create_model(cfg.backbone, pretrained=cfg.pretrained, num_classes=0)
@@ -168,8 +178,14 @@ def main(argv=None) -> None:
     p.set_defaults(func=command_evaluate)
     p = sub.add_parser("data", help="prepare a real benchmark from its official archives")
     p.add_argument("action", choices=["prepare"])
-    p.add_argument("dataset", choices=["CUB", "SUN", "AWA2"])
+    p.add_argument("dataset", choices=["CUB", "SUN", "AWA2", own.NAME],
+                   help=f"a benchmark, or '{own.NAME}': your own dataset in the layout of zsl_lib.realdata.own")
     p.add_argument("--root", required=True, help="the folder holding the unpacked images and xlsa17")
     p.set_defaults(func=lambda a: prepare(a.dataset, a.root))
     args = parser.parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except EXPECTED as err:           # a problem of the user's files or values: its message, no traceback
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -39,7 +39,7 @@ from .vspcn.config import PRESETS as VSPCN_PRESETS, LossWeights, VSPCNConfig
 
 MODELS = {"vspcn": (VSPCN_PRESETS, VSPCNConfig), "mgmrn": (MGMRN_PRESETS, MgMRNConfig)}
 PROTOCOLS = ("validation", "final")
-DATASETS = ("toybirds", "CUB", "SUN", "AWA2")
+DATASETS = ("toybirds", "CUB", "SUN", "AWA2", "own")   # own: a dataset of yours (zsl_lib.realdata.own)
 TOYBIRDS_SIZES = ("smoke", "book")
 GLOVE_STAND_IN = "glove50"      # data.word_vectors: GloVe 6B 50-d phrase means instead of the papers' 300-d word2vec
 # data.augment, the training augmentation of a real benchmark (zsl_lib.imagecache.AUGMENTATIONS):
