@@ -259,12 +259,12 @@ def set_rng_state(state: dict) -> None:
 
 
 def check_finite(terms: dict[str, float], step: int) -> None:
-    """Stop with the step and the loss term(s) that are NaN or infinite, if the total is.
+    """Stop with the step and the loss term(s) that are NaN or infinite (the total only if no term is).
 
     The loop calls it on the values it fetched after the optimiser step, so checking costs no
     host-device synchronisation of its own; the run stops before that step's checkpoint.
     """
-    if math.isfinite(terms["total"]):
+    if all(math.isfinite(v) for v in terms.values()):
         return
     bad = [k for k, v in terms.items() if k != "total" and not math.isfinite(v)] or ["total"]
     raise FloatingPointError(f"step {step}: loss term(s) {bad} are not finite "
