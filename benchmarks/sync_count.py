@@ -16,7 +16,7 @@ Per step = (count over `--steps` + `--base` steps - count over `--base` steps) /
 the set-up's one-off reads (moving the model, the first batch) cancel out. The toy models on
 the smoke world, 16 images a step, no epoch end in the window.
 
-    python benchmarks/sync_count.py [--steps 6] [--base 2] [--device auto]
+    PYTHONPATH=. python benchmarks/sync_count.py [--steps 3] [--base 1] [--device auto]
 
 Writes benchmarks/results/sync_count.json.
 """
@@ -61,8 +61,8 @@ def count(world, name: str, steps: int, device: torch.device) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--base", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--base", type=int, default=1)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     device = resolve_device(args.device)
