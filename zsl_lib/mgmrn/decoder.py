@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from .config import HEADS
+from .losses import at_least_fp32
 
 
 def word_vector_span(word_vectors: torch.Tensor, rtol: float = 1e-4) -> torch.Tensor:
@@ -70,7 +71,7 @@ class VisualSemanticDecoder(nn.Module):
         e = self.attribute_vectors()                                         # (A, d_w)
         q, k = self.q(e), self.k(u)                                          # (A, d_k), (B, N, d_k)
         with torch.autocast(u.device.type, enabled=False):                   # logits and softmax in fp32
-            attn = torch.softmax(q.float() @ k.float().transpose(1, 2) / self.tau, dim=-1)   # (B, A, N), Eq. (8)
+            attn = torch.softmax(at_least_fp32(q) @ at_least_fp32(k).transpose(1, 2) / self.tau, dim=-1)   # (B, A, N), Eq. (8)
         self.last_attention = attn.detach()
         p = self.out(attn @ self.v(u))                                       # (B, A, C), Eq. (9)
         if self.head == "free":

@@ -13,6 +13,11 @@ import torch.nn.functional as F
 EPS = 1e-10
 
 
+def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    """t in fp32 if it is in a narrower float type (bf16, fp16 under autocast); fp64 stays fp64."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 def unit(v: torch.Tensor) -> torch.Tensor:
     """v / (||v|| + 1e-10) along the last axis."""
     return v / (v.norm(dim=-1, keepdim=True) + EPS)
@@ -21,7 +26,7 @@ def unit(v: torch.Tensor) -> torch.Tensor:
 def cosine_scores(z: torch.Tensor, class_attributes: torch.Tensor, kappa: float) -> torch.Tensor:
     """kappa * cos(z, a_c): (B, A) x (C, A) -> (B, C), in fp32 also under autocast."""
     with torch.autocast(z.device.type, enabled=False):
-        return kappa * unit(z.float()) @ unit(class_attributes.float()).T
+        return kappa * unit(at_least_fp32(z)) @ unit(at_least_fp32(class_attributes)).T
 
 
 def sce_loss(z: torch.Tensor, labels: torch.Tensor, seen_attributes: torch.Tensor, kappa: float) -> torch.Tensor:
@@ -33,4 +38,4 @@ def ar_loss(z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Eq. (12) as the code computes it: squared error of the L2-normalised vectors, averaged
     over the batch and the attributes."""
     with torch.autocast(z.device.type, enabled=False):
-        return (unit(z.float()) - unit(targets.float())).pow(2).mean()
+        return (unit(at_least_fp32(z)) - unit(at_least_fp32(targets))).pow(2).mean()
