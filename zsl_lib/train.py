@@ -291,14 +291,15 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
 
     Adam or SGD (L2-style weight decay, as the papers' code) with linear warm-up and a cosine,
     constant or step schedule, gradient clipping, fp32 on the CPU and bf16 autocast on CUDA.
-    A model with an `own_update(x, labels, optimizer, grad_clip, autocast)` method (Mg-MRN's released
-    per-stage steps) makes its backward passes and optimiser steps itself. The loss terms are read
-    from the device once per step, after the update (one host-device sync); a non-finite total
-    stops the run with the step and the term that went wrong. On CUDA, TF32 matmuls, cuDNN's
-    autotuner and channels-last inputs for CNNs are on (`runtime.configure_cuda`). `on_epoch_end(model, epoch)` returns
-    validation metrics (with "H" the best model is kept); `normalize` turns uint8 pixels into
-    the backbone's input (`dataset.normalize`); `transform` augments that batch on the device;
-    `steps_per_epoch` sets the length of an epoch of the "episodes" sampler.
+    A model with an `own_update(x, labels, optimizer, grad_clip, autocast)` method (Mg-MRN's
+    released per-stage steps) makes its backward passes and optimiser steps itself. The loss terms
+    are read from the device once per step, after the update (one host-device sync); a non-finite
+    term stops the run with the step and the term that went wrong. On CUDA, TF32 matmuls, cuDNN's
+    autotuner and channels-last inputs for CNNs are on (`runtime.configure_cuda`).
+    `on_epoch_end(model, epoch)` returns validation metrics (with "H" the best model is kept);
+    `normalize` turns uint8 pixels into the backbone's input (`dataset.normalize`); `transform`
+    augments that batch on the device; `steps_per_epoch` sets the length of an epoch of the
+    "episodes" sampler.
     """
     # --- set-up: processes, device, seeds ---------------------------------------------
     device = resolve_device(cfg.device)
