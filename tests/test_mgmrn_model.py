@@ -80,8 +80,8 @@ def test_presets_differ_exactly_where_the_spec_says_and_table3_rows():
     differ = {f.name for f in fields(MgMRNConfig) if getattr(paper, f.name) != getattr(code, f.name)}
     assert differ == {"scab_detach_coarse", "vsd_scaled", "vsd_head", "fix_zero_w2v", "opt_mode", "lambda_ar"}
     assert preset("paper_free_readout") == replace(paper, vsd_head="free")    # the paper but for Eq. (10)'s read-out
-    assert paper.for_dataset("SUN").num_levels == 4 and code.for_dataset("SUN").num_levels == 3
-    assert paper.for_dataset("CUB").num_parts == 7 and code.for_dataset("CUB").lambda_ar == 0.1
+    assert preset("paper", "SUN").num_levels == 4 and preset("official_code", "SUN").num_levels == 3
+    assert preset("paper", "CUB").num_parts == 7 and preset("official_code", "CUB").lambda_ar == 0.1
     assert not table3_row(1).mgm and not table3_row(1).use_ar and table3_row(5).mrm == "concat_only"
     with pytest.raises(ValueError, match="Table III has rows 1-6"):
         table3_row(7)

@@ -4,6 +4,10 @@
     torchrun --nproc_per_node 2 -m zsl_lib train --config ...      # several processes, one run
     python -m zsl_lib evaluate --checkpoint runs/vspcn_toybirds/best.pt [--gamma G]
     python -m zsl_lib data prepare CUB --root ~/data        # once, after downloading the archives
+    python -m zsl_lib data prepare own --root ~/mydata      # a dataset of your own (zsl_lib.realdata.own)
+
+Expected problems (a missing file, an unknown key, a bad value) print one line naming the file or
+value and the fix, and exit with status 2.
 
 A run folder holds `config.json` (the resolved configuration), `metrics.jsonl`,
 `last.pt` (resume point), `best.pt` (best validation epoch, validation protocol) and
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -21,13 +26,17 @@ import numpy as np
 import timm
 
 from . import checkpoint, distributed, evaluate, experiment, provenance, runconfig
-from .imagecache import random_resized_crop_flip
-from .realdata import wordvectors
+from .imagecache import AUGMENTATIONS, Rows
+from .realdata import own, wordvectors
 from .realdata.dataset import load_benchmark
 from .realdata.prepare import prepare
 from .runtime import atomic_open, resolve_device
 from .toyworld.dataset import ToyBirdsConfig, load_toybirds
 from .train import train
+
+
+# Errors that describe a problem of the user's files, keys or values (each names it and the fix).
+EXPECTED = (FileNotFoundError, ValueError, KeyError, FloatingPointError)
 
 
 def load_world(cfg: runconfig.RunConfig):
@@ -37,9 +46,9 @@ def load_world(cfg: runconfig.RunConfig):
     return load_benchmark(Path(cfg.data.root) / f"{cfg.data.dataset}_index.json", cfg.model, seed=cfg.data.seed)
 
 
-def build_model(cfg: runconfig.RunConfig, world):
+def build_model(cfg: runconfig.RunConfig, world, log=print):
     """The configured model with the seen classes of its protocol: the toy backbone of its family
-    on ToyBirds, else the timm backbone `cfg.backbone` with the benchmark's per-dataset values."""
+    on ToyBirds, else the timm backbone `cfg.backbone` with the preset's per-dataset values."""
     from . import mgmrn, vspcn
     from .mgmrn.experiment import build as build_toy_mgmrn
     from .vspcn.experiment import build as build_toy_vspcn
@@ -49,26 +58,37 @@ def build_model(cfg: runconfig.RunConfig, world):
         options["losses"] = vspcn.LossWeights(**options["losses"])
     family, model_class, build_toy = {"vspcn": (vspcn, vspcn.VSPCN, build_toy_vspcn),
                                       "mgmrn": (mgmrn, mgmrn.MgMRN, build_toy_mgmrn)}[cfg.model]
-    model_cfg = family.preset(cfg.preset)
     if cfg.data.dataset == "toybirds":
-        return build_toy(world, replace(model_cfg, **options), seen, cfg.train.seed)
-    model_cfg = replace(model_cfg.for_dataset(cfg.data.dataset), **options)   # the user's options win
-    word_vectors = attribute_vectors(cfg.data.word_vectors, world)
-    backbone = timm.create_model(cfg.backbone, pretrained=cfg.pretrained, num_classes=0)   # its own weights
-    return experiment.assemble(model_class, lambda: backbone, word_vectors, world.class_attributes, seen, model_cfg,
+        return build_toy(world, family.preset(cfg.preset, **options), seen, cfg.train.seed)
+    benchmark = cfg.data.dataset if cfg.data.dataset != own.NAME else None   # own data: the preset's defaults
+    model_cfg = family.preset(cfg.preset, benchmark, **options)             # the user's options win
+    word_vectors = attribute_vectors(cfg, world, log)
+    # made after seeding (inside assemble), so a backbone with random frozen weights is the same in every process
+    backbone = lambda: timm.create_model(cfg.backbone, pretrained=cfg.pretrained, num_classes=0)
+    return experiment.assemble(model_class, backbone, word_vectors, world.class_attributes, seen, model_cfg,
                                cfg.train.seed)
 
 
-def attribute_vectors(source: str | None, world) -> np.ndarray:
-    """(A, d) attribute vectors: a .npy/.pkl file, vectors computed from a .txt embedding file, or GloVe 50-d."""
-    n = world.class_attributes.shape[1]
-    if source and not source.endswith(".txt"):
-        return wordvectors.load_vectors_file(source, n)
+def attribute_vectors(cfg: runconfig.RunConfig, world, log=print) -> np.ndarray:
+    """(A, d) attribute vectors from `data.word_vectors`: a .npy/.pkl file (the papers' 300-d word2vec
+    sums by default), phrase means from a .txt embedding file, or the labelled GloVe 50-d stand-in."""
+    source = cfg.word_vector_source()
+    if source != runconfig.GLOVE_STAND_IN and Path(source).suffix != ".txt":
+        if not Path(source).is_file():
+            raise FileNotFoundError(
+                f"no attribute word vectors at {source} (data.word_vectors = {cfg.data.word_vectors!r}). Both papers "
+                f"use 300-d word2vec vectors, one per attribute: put {world.name}_attribute.pkl from the w2v/ folder of "
+                f"the papers' code (appendix A says where) into {Path(cfg.data.root) / 'w2v'}, or set data.word_vectors "
+                f"to your file; --set data.word_vectors={runconfig.GLOVE_STAND_IN} trains with the offline GloVe 50-d "
+                "stand-in instead")
+        return wordvectors.load_vectors_file(source, world.class_attributes.shape[1])
     if world.attribute_names is None:
         raise FileNotFoundError(f"{world.name}: no attribute-name file was found by `data prepare`, so word vectors "
                                 "cannot be computed; set data.word_vectors to the benchmark's .npy/.pkl vector file")
-    return (wordvectors.vectors_from_text(source, world.attribute_names) if source
-            else wordvectors.glove_vectors(world.attribute_names))
+    if source == runconfig.GLOVE_STAND_IN:
+        log("word vectors: GloVe 6B 50-d phrase means, a stand-in (both papers use 300-d word2vec sums)")
+        return wordvectors.glove_vectors(world.attribute_names)
+    return wordvectors.vectors_from_text(source, world.attribute_names)
 
 
 def validation_scores(cfg: runconfig.RunConfig, world):
@@ -94,8 +114,9 @@ def command_train(args) -> None:
     run_dir = Path(args.run_dir or Path("runs") / Path(args.config).stem)
     sha, start = provenance.git_sha(), time.time()
     world = load_world(cfg)
-    model = build_model(cfg, world)
     split = world.splits["train" if cfg.protocol == "validation" else "trainval"]
+    cfg = cfg.resolved_steps(len(split))                # `epochs` of this protocol's training split
+    model = build_model(cfg, world)
     if cfg.protocol == "validation" and cfg.train.steps < len(split) // cfg.train.batch_size:
         raise ValueError(f"train.steps = {cfg.train.steps} ends before the first epoch "
                          f"({len(split) // cfg.train.batch_size} steps), so nothing would be evaluated; raise it")
@@ -108,9 +129,9 @@ def command_train(args) -> None:
         raise ValueError(f"--resume: {run_dir / 'config.json'} differs from this configuration; "
                          "resume with the original --config and --set values")
     on_epoch_end = validation_scores(cfg, world) if cfg.protocol == "validation" else None
-    augment = random_resized_crop_flip if getattr(world, "augment", False) else None
-    history = train(model, world.images[split], world.labels[split], cfg.train, run_dir=run_dir,
-                    resume=args.resume, on_epoch_end=on_epoch_end, transform=augment, normalize=world.normalize)
+    history = train(model, Rows(world.images, split), world.labels[split], cfg.train, run_dir=run_dir,
+                    resume=args.resume, on_epoch_end=on_epoch_end, transform=AUGMENTATIONS[cfg.data.augment],
+                    normalize=world.normalize, steps_per_epoch=cfg.steps_per_epoch)
     if not procs.main:
         return
     if cfg.protocol == "validation":
@@ -157,8 +178,14 @@ def main(argv=None) -> None:
     p.set_defaults(func=command_evaluate)
     p = sub.add_parser("data", help="prepare a real benchmark from its official archives")
     p.add_argument("action", choices=["prepare"])
-    p.add_argument("dataset", choices=["CUB", "SUN", "AWA2"])
+    p.add_argument("dataset", choices=["CUB", "SUN", "AWA2", own.NAME],
+                   help=f"a benchmark, or '{own.NAME}': your own dataset in the layout of zsl_lib.realdata.own")
     p.add_argument("--root", required=True, help="the folder holding the unpacked images and xlsa17")
     p.set_defaults(func=lambda a: prepare(a.dataset, a.root))
     args = parser.parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except EXPECTED as err:           # a problem of the user's files or values: its message, no traceback
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2) from None

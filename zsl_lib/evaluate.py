@@ -26,7 +26,7 @@ import torch
 
 from . import metrics
 from .backbones import to_input
-from .runtime import resolve_device
+from .runtime import autocast_dtype, configure_cuda, resolve_device
 from .splits import SplitProtocol
 
 CALIBRATIONS = {"eq19": (False, "softmax_add_unseen"), "zscore_stacking": (True, "subtract_seen"),
@@ -35,14 +35,25 @@ CALIBRATIONS = {"eq19": (False, "softmax_add_unseen"), "zscore_stacking": (True,
 
 @torch.no_grad()
 def class_scores(model: torch.nn.Module, images: np.ndarray, batch_size: int = 128, device: str = "auto",
-                 normalize=to_input) -> np.ndarray:
-    """The model's scores of every class for uint8 images (N, H, W, 3): (N, C)."""
+                 normalize=to_input, indices: np.ndarray | None = None, precision: str = "auto") -> np.ndarray:
+    """The model's scores of every class for uint8 images (N, H, W, 3), or for their rows `indices`: (n, C).
+
+    Images are read batch by batch, so a memory-mapped cache is never loaded whole (AWA2's test
+    split is about 8 GB at 448 px). The forward runs under the autocast of `precision` ("auto":
+    bf16 on CUDA, plain fp32 on the CPU) with the GPU's fast paths (`runtime.configure_cuda`).
+    """
     dev = resolve_device(device)
     model.to(dev).eval()
+    memory_format = configure_cuda(dev, model)
+    dtype = autocast_dtype(precision, dev)
+    rows = np.arange(len(images)) if indices is None else np.asarray(indices)
     out = []
-    for start in range(0, len(images), batch_size):
-        x = normalize(torch.from_numpy(np.array(images[start:start + batch_size])).to(dev))
-        out.append(model(x).float().cpu().numpy())
+    for start in range(0, len(rows), batch_size):
+        x = normalize(torch.from_numpy(np.asarray(images[rows[start:start + batch_size]])).to(dev))
+        if dev.type == "cuda":
+            x = x.contiguous(memory_format=memory_format)
+        with torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            out.append(model(x).float().cpu().numpy())
     return np.concatenate(out)
 
 
@@ -57,7 +68,7 @@ def split_scores(model: torch.nn.Module, world: SplitProtocol, stage: str, devic
     """Raw scores of the images of a protocol stage ("val" or "test") over its candidate classes, their
     labels as columns, and the seen-column mask: ((n, K), (n,), (K,))."""
     idx, candidates, seen = world.protocol(stage)
-    scores = class_scores(model, world.images[idx], device=device, normalize=world.normalize)[:, candidates]
+    scores = class_scores(model, world.images, device=device, normalize=world.normalize, indices=idx)[:, candidates]
     labels, seen_cols = metrics.columns(candidates, world.labels[idx], seen)
     return scores, labels, seen_cols
 

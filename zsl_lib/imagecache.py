@@ -5,7 +5,7 @@ Reading a benchmark image from its JPEG costs a decode and a resize every epoch;
 image at 224 px: 1.7 GB for CUB) and `open_cache` maps them, so a batch is a slice of
 an array, exactly like ToyBirds' images in memory, and the training loop treats both the
 same. `JpegImages` keeps the JPEG path, with the same indexing, for comparison.
-Augmentation then runs on the normalised batch on the device (`random_resized_crop_flip`).
+Augmentation then runs on the normalised batch on the device (`AUGMENTATIONS`).
 """
 from __future__ import annotations
 
@@ -51,6 +51,20 @@ class JpegImages:
         if np.ndim(index) == 0:
             return load_image(self.paths[int(index)], self.size)
         return np.stack([load_image(self.paths[i], self.size) for i in np.asarray(index)])
+
+
+class Rows:
+    """The rows `index` of an image array, indexed like an array of their own but read only when
+    asked: a split of a memory-mapped cache without loading the whole split into memory."""
+
+    def __init__(self, images, index: np.ndarray):
+        self.images, self.index = images, np.asarray(index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return self.images[self.index[rows]]
 
 
 def fingerprint(paths: list[str | Path], size: int) -> str:
@@ -116,3 +130,22 @@ def random_resized_crop_flip(x: torch.Tensor, scale: tuple[float, float] = (0.64
     theta[:, :, 2] = centre
     grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+CROP_SIDE = 448 / 512      # Mg-MRN's code: Resize 512 -> RandomCrop 448
+
+
+def crop_flip(x: torch.Tensor) -> torch.Tensor:
+    """Mg-MRN's training transform (Resize 512 -> RandomCrop 448 -> flip) for a batch (B, C, H, W)
+    of images cached as 448 px centre squares: a square crop of 448/512 of the side at a random
+    position, resized back to the full size, and horizontal flips with probability 0.5.
+
+    Two differences from the code remain, because the cache holds one centre square: the crop
+    stays inside that square (the code's can reach the ends of a landscape image), and its
+    pixels are interpolated from the 448 px copy (392 px upsampled) instead of read at 512 px.
+    """
+    return random_resized_crop_flip(x, scale=(CROP_SIDE ** 2, CROP_SIDE ** 2))
+
+
+# data.augment: the name of a training augmentation -> the function (None: no augmentation).
+AUGMENTATIONS = {"none": None, "crop_flip": crop_flip, "resized_crop_flip": random_resized_crop_flip}

@@ -12,7 +12,11 @@
     backbone: vit_base_patch16_224.orig_in21k_ft_in1k   # real benchmarks (timm name); ToyBirds uses the
                                   #   toy ViT (vspcn) or the toy ResNet (mgmrn)
     pretrained: true
-    data: {dataset: toybirds, size: book, seed: 0, root: null, word_vectors: null}
+    data: {dataset: toybirds, size: book, seed: 0, root: null, word_vectors: null, augment: null}
+    epochs: null                  # passes over the protocol's training split (`train` or `trainval`);
+                                  #   when set, it fixes train.steps for either protocol
+    steps_per_epoch: null         # sampler "episodes": steps between epoch ends (validation and
+                                  #   checkpoint); null: training images // batch size
     train: {steps: 1200, batch_size: 64, ...}   # fields of zsl_lib.train.TrainConfig
 
 Every error names the key, the value and what is allowed.
@@ -27,14 +31,21 @@ from typing import Any
 import yaml
 
 from .evaluate import CALIBRATIONS
+from .imagecache import AUGMENTATIONS
 from .mgmrn.config import PRESETS as MGMRN_PRESETS, MgMRNConfig
+from .realdata.dataset import INPUTS
 from .train import OPTIMIZERS, PRECISIONS, SAMPLERS, SCHEDULES, TrainConfig
 from .vspcn.config import PRESETS as VSPCN_PRESETS, LossWeights, VSPCNConfig
 
 MODELS = {"vspcn": (VSPCN_PRESETS, VSPCNConfig), "mgmrn": (MGMRN_PRESETS, MgMRNConfig)}
 PROTOCOLS = ("validation", "final")
-DATASETS = ("toybirds", "CUB", "SUN", "AWA2")
+DATASETS = ("toybirds", "CUB", "SUN", "AWA2", "own")   # own: a dataset of yours (zsl_lib.realdata.own)
 TOYBIRDS_SIZES = ("smoke", "book")
+GLOVE_STAND_IN = "glove50"      # data.word_vectors: GloVe 6B 50-d phrase means instead of the papers' 300-d word2vec
+# data.augment, the training augmentation of a real benchmark (zsl_lib.imagecache.AUGMENTATIONS):
+#   "crop_flip": Mg-MRN's code, Resize 512 -> RandomCrop 448 -> flip, on the cached 448 px centre square;
+#   "resized_crop_flip": a random-resized crop of 64-100 % of the area, and flips (the library's own);
+#   "none": VSPCN's code (no augmentation).
 
 
 @dataclass(frozen=True)
@@ -43,8 +54,12 @@ class DataConfig:
     size: str = "book"          # ToyBirds world: "smoke" (20 images a class) or "book" (60)
     seed: int = 0               # ToyBirds world seed
     root: str | None = None     # real benchmarks: the folder given to `python -m zsl_lib data prepare`
-    word_vectors: str | None = None   # real benchmarks: .npy / .pkl attribute vectors, or a .txt embedding
-                                      # file to compute them from; none: GloVe 6B 50-d (offline)
+    word_vectors: str | None = None   # real benchmarks: the .npy / .pkl attribute vectors (relative paths are
+                                      # under `root`; null: w2v/<DATASET>_attribute.pkl, the papers' 300-d
+                                      # word2vec sums), a .txt embedding file to compute them from, or
+                                      # "glove50" for the offline GloVe 6B 50-d stand-in
+    augment: str | None = None  # training augmentation, one of AUGMENTATIONS; null: the model's own
+                                # (VSPCN: none; Mg-MRN: crop_flip); ToyBirds: none
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,8 @@ class RunConfig:
     gamma: float | None = None
     backbone: str = "vit_base_patch16_224.orig_in21k_ft_in1k"   # timm name, real benchmarks only
     pretrained: bool = True
+    epochs: float | None = None
+    steps_per_epoch: int | None = None
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -75,6 +92,23 @@ class RunConfig:
         elif not self.data.root:
             raise ValueError(f"data.root is empty: dataset {self.data.dataset} needs the folder prepared by "
                              f"`python -m zsl_lib data prepare {self.data.dataset} --root DIR`")
+        toy = self.data.dataset == "toybirds"
+        resolved = {"augment": self.data.augment or ("none" if toy else INPUTS[self.model][2])}
+        if not toy and self.data.word_vectors is None:
+            resolved["word_vectors"] = f"w2v/{self.data.dataset}_attribute.pkl"
+        object.__setattr__(self, "data", dataclasses.replace(self.data, **resolved))
+        _choice("data.augment", self.data.augment, AUGMENTATIONS)
+        if self.protocol == "validation" and self.calibration == "eq19":
+            raise ValueError("calibration = 'eq19' with protocol = 'validation': Eq. (19)'s gamma is added to softmax "
+                             "probabilities, which shrink with the number of candidate classes, so a gamma chosen "
+                             "on the validation classes does not carry over to the test classes; use "
+                             "calibration = 'zscore_stacking'")
+        if self.epochs is not None and (self.epochs <= 0 or self.train.milestones):
+            raise ValueError(f"epochs = {self.epochs}: must be positive, and train.milestones must be empty "
+                             "(milestones are steps); set train.steps and train.milestones instead")
+        if self.steps_per_epoch is not None and (self.steps_per_epoch < 1 or self.train.sampler != "episodes"):
+            raise ValueError(f"steps_per_epoch = {self.steps_per_epoch}: must be a positive integer and needs "
+                             "train.sampler = 'episodes' (an epoch of the 'epoch' sampler is one pass)")
         _choice("train.precision", self.train.precision, PRECISIONS)
         _choice("train.schedule", self.train.schedule, SCHEDULES)
         _choice("train.optimizer", self.train.optimizer, OPTIMIZERS)
@@ -88,6 +122,21 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def resolved_steps(self, train_images: int) -> "RunConfig":
+        """This configuration with train.steps fixed by `epochs` for a split of `train_images` images
+        (unchanged when `epochs` is not set): an epoch is `steps_per_epoch` steps, or one pass."""
+        if self.epochs is None:
+            return self
+        per_epoch = self.steps_per_epoch or train_images // self.train.batch_size
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, steps=max(1, round(self.epochs * per_epoch))))
+
+    def word_vector_source(self) -> str | Path:
+        """data.word_vectors as a path (relative ones under data.root), or GLOVE_STAND_IN."""
+        source = self.data.word_vectors
+        if source == GLOVE_STAND_IN:
+            return source
+        return Path(self.data.root).expanduser() / source
 
 
 def _choice(key: str, value: Any, allowed) -> None:
@@ -146,7 +195,11 @@ def load(path: str | Path, overrides: list[str] = ()) -> RunConfig:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ValueError(f"{path} is not valid YAML: {err}") from None
+    raw = apply_overrides(raw, list(overrides))
+    if isinstance(raw, dict) and raw.get("epochs") is not None and "steps" in (raw.get("train") or {}):
+        raise ValueError(f"{path}: both epochs = {raw['epochs']} and train.steps = {raw['train']['steps']} are set; "
+                         "keep one (e.g. --set epochs=null --set train.steps=100)")
     try:
-        return from_dict(apply_overrides(raw, list(overrides)), str(path))
+        return from_dict(raw, str(path))
     except TypeError as err:  # a value of the wrong kind for a dataclass field
         raise ValueError(f"{path}: {err}") from None

@@ -16,6 +16,7 @@ Labels are given as class ids and trained as columns of the model's seen classes
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections import deque
@@ -32,9 +33,9 @@ from tqdm.auto import tqdm
 from . import checkpoint, metrics
 from .backbones import to_input
 from .distributed import setup
-from .runtime import resolve_device, seed_everything, warmup, warmup_cosine
+from .runtime import (PRECISIONS, autocast_dtype, configure_cuda, resolve_device, seed_everything, warmup,
+                      warmup_cosine)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("cosine", "constant", "multistep")
 OPTIMIZERS = ("adam", "sgd")
 SAMPLERS = ("epoch", "episodes")
@@ -121,11 +122,12 @@ class EpisodeSampler:
     """Batches of `ways` classes x `shots` images, the Mg-MRN code's sampler (spec section 5.4).
 
     Each batch draws its classes without replacement, then each class's images without
-    replacement; batches are independent. An epoch is `len(labels) // (ways * shots)`
-    batches, so validation and checkpoints come as often as with `EpochSampler`.
+    replacement; batches are independent. An epoch (validation and a checkpoint at its end)
+    is `batches_per_epoch` batches: by default `len(labels) // (ways * shots)`, as often as
+    with `EpochSampler`; Mg-MRN's code counts 300 (117 on CUB would mean 77 validations a run).
     """
 
-    def __init__(self, labels: np.ndarray, ways: int, shots: int, seed: int):
+    def __init__(self, labels: np.ndarray, ways: int, shots: int, seed: int, batches_per_epoch: int | None = None):
         classes, inverse = np.unique(labels, return_inverse=True)
         self.members = [np.flatnonzero(inverse == k) for k in range(len(classes))]
         if ways > len(classes):
@@ -134,7 +136,7 @@ class EpisodeSampler:
         if shots > fewest:
             raise ValueError(f"shots = {shots} but a training class has only {fewest} images; lower shots")
         self.ways, self.shots = ways, shots
-        self.batches_per_epoch = max(1, len(labels) // (ways * shots))
+        self.batches_per_epoch = batches_per_epoch or max(1, len(labels) // (ways * shots))
         self.rng = np.random.default_rng(seed)
         self.cursor, self.epoch = 0, 0
 
@@ -156,7 +158,10 @@ class EpisodeSampler:
         self.cursor, self.epoch = state["cursor"], state["epoch"]
 
 
-def make_sampler(cfg: "TrainConfig", labels: np.ndarray) -> EpochSampler | EpisodeSampler:
+def make_sampler(cfg: "TrainConfig", labels: np.ndarray,
+                 steps_per_epoch: int | None = None) -> EpochSampler | EpisodeSampler:
+    if steps_per_epoch is not None and cfg.sampler != "episodes":
+        raise ValueError("steps_per_epoch is for the 'episodes' sampler; an epoch of the 'epoch' sampler is one pass")
     if cfg.sampler not in SAMPLERS:
         raise ValueError(f"sampler {cfg.sampler!r} is not one of {SAMPLERS}")
     if cfg.sampler == "epoch":
@@ -164,7 +169,7 @@ def make_sampler(cfg: "TrainConfig", labels: np.ndarray) -> EpochSampler | Episo
     if cfg.ways * cfg.shots != cfg.batch_size:
         raise ValueError(f"sampler 'episodes': batch_size {cfg.batch_size} must equal ways x shots "
                          f"= {cfg.ways} x {cfg.shots}; change one of them")
-    return EpisodeSampler(labels, cfg.ways, cfg.shots, cfg.seed)
+    return EpisodeSampler(labels, cfg.ways, cfg.shots, cfg.seed, steps_per_epoch)
 
 
 def lr_factor(cfg: "TrainConfig", step: int) -> float:
@@ -237,15 +242,6 @@ def tensorboard_writer(run_dir: Path | None):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for a precision setting on a device (None: plain fp32)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
-    if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
 def rng_state() -> dict:
     """Every global random state a step may draw from (augmentations, dropout), as tensors and plain values."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
@@ -262,27 +258,48 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
-    """Stop with the step and the loss term(s) that are NaN or infinite."""
-    bad = [k for k, v in terms.items() if not torch.isfinite(v)]
-    if bad:
-        raise FloatingPointError(f"step {step}: loss term(s) {bad} are not finite "
-                                 f"({ {k: terms[k].item() for k in bad} }); lower the learning rate")
+def check_finite(terms: dict[str, float], step: int) -> None:
+    """Stop with the step and the loss term(s) that are NaN or infinite (the total only if no term is).
+
+    The loop calls it on the values it fetched after the optimiser step, so checking costs no
+    host-device synchronisation of its own; the run stops before that step's checkpoint.
+    """
+    if all(math.isfinite(v) for v in terms.values()):
+        return
+    bad = [k for k, v in terms.items() if k != "total" and not math.isfinite(v)] or ["total"]
+    raise FloatingPointError(f"step {step}: loss term(s) {bad} are not finite "
+                             f"({ {k: terms[k] for k in bad} }); lower the learning rate")
+
+
+def fetch_terms(parts: list[tuple[float, dict[str, torch.Tensor]]]) -> dict[str, float]:
+    """The weighted sum of each loss term over a step's micro-batches, (weight, terms) each, as
+    Python floats, read from the device in one transfer: the step's one host-device sync."""
+    values = iter(torch.stack([v.detach().float() for _, terms in parts for v in terms.values()]).tolist())
+    summed: dict[str, float] = {}
+    for weight, terms in parts:
+        for k in terms:
+            summed[k] = summed.get(k, 0.0) + next(values) * weight
+    return summed
 
 
 def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, log=print,
           run_dir: str | Path | None = None, resume: bool = False,
           on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None,
-          transform: Callable[[torch.Tensor], torch.Tensor] | None = None, normalize=to_input) -> list[dict]:
+          transform: Callable[[torch.Tensor], torch.Tensor] | None = None, normalize=to_input,
+          steps_per_epoch: int | None = None) -> list[dict]:
     """Train on uint8 images (N, H, W, 3) with class ids `labels` (N,); returns the loss history.
 
     Adam or SGD (L2-style weight decay, as the papers' code) with linear warm-up and a cosine,
     constant or step schedule, gradient clipping, fp32 on the CPU and bf16 autocast on CUDA.
-    A model with an `own_update(x, labels, optimizer, grad_clip)` method (Mg-MRN's released
-    per-stage steps) makes its backward passes and optimiser steps itself. A non-finite loss stops
-    the run with the step and the term that went wrong. `on_epoch_end(model, epoch)` returns
-    validation metrics (with "H" the best model is kept); `normalize` turns uint8 pixels into
-    the backbone's input (`dataset.normalize`); `transform` augments that batch on the device.
+    A model with an `own_update(x, labels, optimizer, grad_clip, autocast)` method (Mg-MRN's
+    released per-stage steps) makes its backward passes and optimiser steps itself. The loss terms
+    are read from the device once per step, after the update (one host-device sync); a non-finite
+    term stops the run with the step and the term that went wrong. On CUDA, TF32 matmuls, cuDNN's
+    autotuner and channels-last inputs for CNNs are on (`runtime.configure_cuda`).
+    `on_epoch_end(model, epoch)` returns validation metrics (with "H" the best model is kept);
+    `normalize` turns uint8 pixels into the backbone's input (`dataset.normalize`); `transform`
+    augments that batch on the device; `steps_per_epoch` sets the length of an epoch of the
+    "episodes" sampler.
     """
     # --- set-up: processes, device, seeds ---------------------------------------------
     device = resolve_device(cfg.device)
@@ -297,6 +314,11 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
     dtype = autocast_dtype(cfg.precision, device)
+    memory_format = configure_cuda(device, model, cfg.deterministic)
+
+    def autocast():
+        return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
     model.to(device).train()
     seen = model.seen_classes.cpu().numpy()
     try:
@@ -311,7 +333,7 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
         raise ValueError(f"schedule {cfg.schedule!r} is not one of {SCHEDULES}")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s))
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-    sampler = make_sampler(cfg, labels)
+    sampler = make_sampler(cfg, labels, steps_per_epoch)
     own_update = getattr(model, "own_update", None)   # a model that steps the optimiser itself (Mg-MRN's code)
     if own_update is not None and (procs.world > 1 or cfg.grad_accum > 1 or scaler.is_enabled() or cfg.compile):
         raise ValueError(f"{type(model).__name__} makes its own optimiser steps ({own_update.__name__}): "
@@ -334,7 +356,8 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
         history, records, best, first_step = state["history"], state["records"], state["best"], state["step"]
         epoch = sampler.epoch
         log(f"resumed {run_dir} at step {first_step}/{cfg.steps} (epoch {epoch})")
-    reader = BatchReader(images, sampler, cfg.workers, pin=device.type == "cuda", part=(procs.rank, procs.world))
+    on_gpu = device.type == "cuda"
+    reader = BatchReader(images, sampler, cfg.workers, pin=on_gpu, part=(procs.rank, procs.world))
 
     def save_checkpoint(step: int) -> None:
         if run_dir is not None and procs.main:
@@ -375,23 +398,27 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
         mine, epoch_done, pixels = reader.next()                        # this process's share of the batch
         epoch += epoch_done
         micro_batches = np.array_split(np.arange(len(mine)), cfg.grad_accum)
-        terms_sum: dict[str, float] = {}
+        parts = []                                                      # (weight, loss terms) per micro-batch
         for i, micro in enumerate(micro_batches):
-            x = normalize(pixels[micro].to(device, non_blocking=True))  # (b, 3, H, W)
+            rows = slice(micro[0], micro[-1] + 1)                       # a view: pinned pixels stay pinned
+            x = normalize(pixels[rows].to(device, non_blocking=True))   # (b, 3, H, W)
             if transform is not None:
                 x = transform(x)
-            y = torch.from_numpy(targets[mine[micro]]).to(device)
+            y = torch.from_numpy(targets[mine[rows]])
+            if on_gpu:                                                  # a copy from pageable memory would sync
+                x, y = x.contiguous(memory_format=memory_format), y.pin_memory()
+            y = y.to(device, non_blocking=True)
+            weight = len(micro) / len(mine)
             last = i == len(micro_batches) - 1
             sync = nullcontext() if last or procs.world == 1 else loss_fn.no_sync()
             with sync:
-                with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                    # own_update makes its backward passes and optimiser steps itself (one micro-batch)
-                    terms = loss_fn(x, y) if own_update is None else own_update(x, y, opt, cfg.grad_clip)
-                check_finite(terms, step)
                 if own_update is None:
-                    scaler.scale(terms["total"] * len(micro) / len(mine)).backward()
-            for k, v in terms.items():
-                terms_sum[k] = terms_sum.get(k, 0.0) + v.item() * len(micro) / len(mine)
+                    with autocast():
+                        terms = loss_fn(x, y)
+                    scaler.scale(terms["total"] * weight).backward()     # backward outside autocast
+                else:              # its own backward passes and optimiser steps (one micro-batch)
+                    terms = own_update(x, y, opt, cfg.grad_clip, autocast)
+            parts.append((weight, terms))
         if own_update is None:
             scaler.unscale_(opt)
             if cfg.grad_clip > 0:
@@ -400,6 +427,8 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
             scaler.update()
             opt.zero_grad(set_to_none=True)
         sched.step()
+        terms_sum = fetch_terms(parts)                                  # the step's one host-device sync
+        check_finite(terms_sum, step)
         history.append({k: round(v, 5) for k, v in procs.mean(terms_sum).items()})
         bar.update(1)
 

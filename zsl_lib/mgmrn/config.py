@@ -4,8 +4,11 @@
 scaled by 1/sqrt(d_k), Eq. (10)'s word-vector read-out, SUN's zero word vector fixed, one
 optimiser step on the summed loss. `official_code` is the released code where it runs: the
 stop-gradient into the SCAB, an unscaled decoder, the free read-out, and three optimiser steps
-per batch (`MgMRN.per_stage_steps`). Per-dataset values (kappa, lambda_AR, L, N_p) come from
-`for_dataset`. The optimiser settings (SGD, learning rate, weight decay) belong to the
+per batch (`MgMRN.per_stage_steps`). Per-dataset values (kappa, lambda_AR, L, N_p) come with
+the preset: `preset(name, dataset)` takes the paper's values for `paper` and
+`paper_free_readout` and the released code's for `official_code`, whatever the overrides
+(so `preset("official_code", "CUB", opt_mode="summed")` keeps the code's lambda_AR = 0.1). The
+optimiser settings (SGD, learning rate, weight decay) belong to the
 training configuration.
 """
 from __future__ import annotations
@@ -44,18 +47,12 @@ class MgMRNConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} {getattr(self, name)!r} is not one of {allowed}")
 
-    def for_dataset(self, name: str) -> "MgMRNConfig":
-        """kappa, lambda_AR, L and N_p of a benchmark under this preset (spec section 8)."""
-        if name not in DATASET_VALUES:
-            raise ValueError(f"no Mg-MRN values for {name!r}; known: {sorted(DATASET_VALUES)}")
-        kappa, paper, code = DATASET_VALUES[name]
-        lam, levels, parts = code if self.opt_mode == "per_stage_steps" else paper
-        return replace(self, kappa=kappa, lambda_ar=lam, num_levels=levels, num_parts=parts)
 
-
-# dataset: (kappa, paper (lambda_AR, L, N_p), code (lambda_AR, L, N_p))
+# dataset: (kappa, paper (lambda_AR, L, N_p), code (lambda_AR, L, N_p)); kappa is the code's, the
+# paper's values are its Sec. IV-A / Fig. 5 choices, the code's are its per-dataset yamls.
 DATASET_VALUES = {"CUB": (20.0, (1.0, 3, 7), (0.1, 3, 5)), "AWA2": (20.0, (1.0, 3, 3), (1.0, 3, 5)),
                   "SUN": (25.0, (1.0, 4, 5), (1.0, 3, 5))}
+CODE_VALUES = ("official_code",)     # presets that take the code's per-dataset values
 
 PRESETS = {
     "paper": MgMRNConfig(),
@@ -79,10 +76,19 @@ TABLE3_ROWS = {
 }
 
 
-def preset(name: str, **overrides) -> MgMRNConfig:
+def preset(name: str, dataset: str | None = None, **overrides) -> MgMRNConfig:
+    """A named preset, with the per-dataset kappa, lambda_AR, L and N_p of that preset's source
+    (`dataset`: CUB, SUN, AWA2; the code's values for `official_code`, else the paper's), then the overrides."""
     if name not in PRESETS:
         raise ValueError(f"unknown Mg-MRN preset {name!r}; choose one of {sorted(PRESETS)}")
-    return replace(PRESETS[name], **overrides)
+    base = PRESETS[name]
+    if dataset is not None:
+        if dataset not in DATASET_VALUES:
+            raise ValueError(f"no Mg-MRN values for {dataset!r}; known: {sorted(DATASET_VALUES)}")
+        kappa, paper, code = DATASET_VALUES[dataset]
+        lam, levels, parts = code if name in CODE_VALUES else paper
+        base = replace(base, kappa=kappa, lambda_ar=lam, num_levels=levels, num_parts=parts)
+    return replace(base, **overrides)
 
 
 def table3_row(row: int, base: str = "paper") -> MgMRNConfig:

@@ -8,7 +8,9 @@ stage's tokens u_l (B, N, C); one head, no residual, no norm:
     z_a  = e_a^T W p_a      ("w2v_bilinear", Eq. 10)    or  <V_a, p_a>  ("free", the code), (B, A)
 
 `fix_zero_w2v` replaces all-zero word vectors (SUN's attribute 88) by a learnable vector
-started at the mean of the others, for the queries and the read-out.
+started at the mean of the others, for the queries and the read-out. Under mixed precision the
+attention logits and their softmax are computed in fp32 (bf16 keeps 8 bits of mantissa, too few
+for logits that a softmax exponentiates); the projections run in the autocast dtype.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from .config import HEADS
+from .losses import at_least_fp32
 
 
 def word_vector_span(word_vectors: torch.Tensor, rtol: float = 1e-4) -> torch.Tensor:
@@ -66,8 +69,9 @@ class VisualSemanticDecoder(nn.Module):
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """Tokens u (B, N, C) -> predicted attributes z (B, A)."""
         e = self.attribute_vectors()                                         # (A, d_w)
-        q = self.q(e)                                                        # (A, d_k)
-        attn = torch.softmax(q @ self.k(u).transpose(1, 2) / self.tau, dim=-1)   # (B, A, N), Eq. (8)
+        q, k = self.q(e), self.k(u)                                          # (A, d_k), (B, N, d_k)
+        with torch.autocast(u.device.type, enabled=False):                   # logits and softmax in fp32
+            attn = torch.softmax(at_least_fp32(q) @ at_least_fp32(k).transpose(1, 2) / self.tau, dim=-1)   # (B, A, N), Eq. (8)
         self.last_attention = attn.detach()
         p = self.out(attn @ self.v(u))                                       # (B, A, C), Eq. (9)
         if self.head == "free":

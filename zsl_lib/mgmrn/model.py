@@ -7,6 +7,7 @@ setting, the toy ResNet by default). Stage l = 1 is the finest of the L stages u
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import replace
 import torch
 import torch.nn as nn
@@ -24,9 +25,16 @@ class MgMRN(nn.Module):
         self.cfg, self.backbone = cfg, backbone
         if not cfg.mgm:                  # Table III rows 1-2: one decoder on the raw last stage's tokens
             cfg = replace(cfg, num_levels=1)
-        stages = backbone.feature_info[-cfg.num_levels:]
+        stages = [dict(s) for s in backbone.feature_info[-cfg.num_levels:]]
         if len(stages) < cfg.num_levels:
             raise ValueError(f"num_levels={cfg.num_levels} but the backbone has {len(backbone.feature_info)} stages")
+        # L = 5 reaches the stem. timm reports a ResNet's stem before its max-pool (reduction 2, 224 x 224
+        # at 448 px); the paper's stem stage is the map after it (112 x 112), which the fifth
+        # downsampling block halves three times instead of four.
+        maxpool = getattr(backbone, "maxpool", None)
+        self.pool_stem = (cfg.num_levels == len(backbone.feature_info) and isinstance(maxpool, nn.MaxPool2d))
+        if self.pool_stem:
+            stages[0]["reduction"] *= maxpool.stride if isinstance(maxpool.stride, int) else maxpool.stride[0]
         channels = [s["num_chs"] for s in stages]
         width = channels[-1]                                                  # C, the common width
         halvings = [round(math.log2(stages[-1]["reduction"] / s["reduction"])) for s in stages]
@@ -49,6 +57,8 @@ class MgMRN(nn.Module):
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Predicted attribute vectors z_l (B, A), one per stage, finest first."""
         maps = self.backbone.forward_intermediates(x, intermediates_only=True)[-self.num_levels:]
+        if self.pool_stem:
+            maps[0] = self.backbone.maxpool(maps[0])                           # the stem after its max-pool
         if self.down is None:                                                  # mgm off: raw layer4 tokens
             return [self.decoders[0](tokens(maps[-1]))]
         grids = [down(rfmb(f)) for f, rfmb, down in zip(maps, self.rfmb, self.down)]     # g_l (B, C, H, W)
@@ -92,22 +102,23 @@ class MgMRN(nn.Module):
         return self.per_stage_steps if self.cfg.opt_mode == "per_stage_steps" else None
 
     def per_stage_steps(self, x: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
-                        grad_clip: float = 0.0) -> dict[str, torch.Tensor]:
+                        grad_clip: float = 0.0, autocast=nullcontext) -> dict[str, torch.Tensor]:
         """The released code's update (`official_code`): for each stage in turn, a new forward at the
         current weights, that stage's loss only, zero_grad (to None), backward and an optimiser step
-        (after clipping to `grad_clip` if > 0; the code does not clip).
+        (after clipping to `grad_clip` if > 0; the code does not clip). `autocast()` is the training
+        loop's mixed-precision context: the forward runs inside it, backward and the step outside.
 
         This is alternating optimisation, not a step on Eq. (13): stage l's loss is evaluated after
         the updates of stages < l, and with the SCAB's stop-gradient the backbone below stage 1
         is stepped L times per batch, the last stage once. Returns each stage's loss at its own
-        parameter state and their sum as "total" (what the code logs)."""
+        parameter state and their sum as "total" (what the code logs), as tensors: the training
+        loop reads them once after the step and stops on a non-finite total."""
         weight = self.cfg.lambda_ar if self.cfg.use_ar else 0.0
         terms = {}
         for l in range(self.num_levels):
-            sce, ar = self.stage_loss(self.forward_features(x)[l], labels)
-            loss = sce + weight * ar
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"stage {l + 1} loss is {loss.item()}; lower the learning rate")
+            with autocast():
+                sce, ar = self.stage_loss(self.forward_features(x)[l], labels)
+                loss = sce + weight * ar
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip > 0:

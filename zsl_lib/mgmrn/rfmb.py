@@ -76,8 +76,8 @@ class RegionFeatureMining(nn.Module):
             return f
         a = self.assignment(f)                                              # (B, M, H, W)
         self.last_assignment = a.detach()
-        if self.mode == "paper_mean":                                       # Eq. (2): (1/M) sum_m a_m f
-            return (a.unsqueeze(2) * f.unsqueeze(1)).mean(dim=1)
+        if self.mode == "paper_mean":             # Eq. (2): (1/M) sum_m a_m f = f (1/M) sum_m a_m, no (B, M, C, H, W)
+            return f * a.mean(dim=1, keepdim=True)
         if self.mode == "part_tokens":                                      # the grid path is "none"
             pooled = torch.einsum("bmhw,bchw->bmc", a, f) / (a.sum((2, 3)).unsqueeze(-1) + 1e-5)   # t_m, (B, M, C_l)
             self.last_region_tokens = self.to_width(pooled)                 # (B, M, C)

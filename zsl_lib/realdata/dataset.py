@@ -21,15 +21,16 @@ from ..runtime import cache_dir
 from ..splits import SplitProtocol
 
 
-# What each model's presets feed their backbone (specs: VSPCN's code, CLIP statistics at
-# 224 px, no augmentation; Mg-MRN, ImageNet statistics at 448 px with crop and flip).
-INPUTS = {"vspcn": (224, CLIP, False), "mgmrn": (448, IMAGENET, True)}
+# What each model's code feeds its backbone: VSPCN, CLIP statistics at 224 px and no augmentation;
+# Mg-MRN, ImageNet statistics at 448 px, trained with random crops and flips ("crop_flip", the
+# default of `data.augment`; zsl_lib.imagecache.AUGMENTATIONS).
+INPUTS = {"vspcn": (224, CLIP, "none"), "mgmrn": (448, IMAGENET, "crop_flip")}
 
 
 class RealBenchmark(SplitProtocol):
     """One prepared benchmark; arrays as ToyBirds' (N images, C classes, A attributes)."""
 
-    def __init__(self, index: dict, images: np.ndarray, normalize: Normalization, augment: bool,
+    def __init__(self, index: dict, images: np.ndarray, normalize: Normalization,
                  val_seen_fraction: float = 0.2, seed: int = 0):
         self.name = index["dataset"]
         self.images = images                                                # (N, S, S, 3) uint8
@@ -37,7 +38,7 @@ class RealBenchmark(SplitProtocol):
         self.class_names = index["class_names"]
         self.class_attributes = np.asarray(index["class_attributes"], np.float32)   # (C, A)
         self.attribute_names = index["attribute_names"]
-        self.normalize, self.augment = normalize, augment
+        self.normalize = normalize
         self.splits = {k: np.asarray(v) for k, v in index["splits"].items()}
         self.seen_classes = np.unique(self.labels[self.splits["trainval"]])
         self.unseen_classes = np.unique(self.labels[self.splits["test_unseen"]])
@@ -77,8 +78,8 @@ def load_benchmark(index_path: str | Path, model: str = "vspcn", seed: int = 0, 
     if model not in INPUTS:
         raise ValueError(f"model {model!r}: choose one of {sorted(INPUTS)}")
     index = json.loads(index_path.read_text())
-    size, normalize, augment = INPUTS[model]
+    size, normalize, _ = INPUTS[model]
     root = Path(index["images_root"])
     images = build_cache([root / f for f in index["files"]], size,
                          cache_dir() / f"{index['dataset']}_{size}px.npy", log=log)
-    return RealBenchmark(index, images, normalize, augment, seed=seed)
+    return RealBenchmark(index, images, normalize, seed=seed)

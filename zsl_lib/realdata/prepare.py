@@ -1,4 +1,5 @@
-"""From the official archives to a compact index: `python -m zsl_lib data prepare CUB --root DIR`.
+"""From the official archives to a compact index: `python -m zsl_lib data prepare CUB --root DIR`
+(or `data prepare own --root DIR` for a dataset of your own in the layout of `zsl_lib.realdata.own`).
 
 The user downloads the images (CUB_200_2011, the SUN attribute images, AwA2's
 JPEGImages) and Xian et al.'s xlsa17 split files into one folder. `prepare` finds both,
@@ -17,13 +18,16 @@ import numpy as np
 import scipy.io
 
 from .. import xlsa17
+from . import own
 from ..runtime import atomic_open
+from .dataset import validation_splits
 
 SOURCES = {
     "CUB": "CUB_200_2011.tgz from the Caltech-UCSD Birds-200-2011 page (Caltech DATA)",
     "SUN": "SUNAttributeDB_images.tar.gz from the SUN Attribute Database page (Brown University)",
     "AWA2": "AwA2-data.zip (JPEGImages) from the Animals with Attributes 2 page (ISTA)",
     "xlsa17": xlsa17.SOURCE,
+    own.NAME: f"your own files in the layout of zsl_lib.realdata.own ({own.HELP})",
 }
 IMAGE_FOLDERS = {
     "CUB": ["CUB/CUB_200_2011/images", "CUB_200_2011/images", "CUB/images"],
@@ -70,26 +74,36 @@ def attribute_names(split_folder: Path, image_folder: Path, dataset: str) -> lis
 
 def prepare(dataset: str, root: str | Path, log=print) -> Path:
     """Write `<root>/<dataset>_index.json` and return its path; every problem is one clear error."""
-    if dataset not in xlsa17.DATASETS:
-        raise ValueError(f"dataset {dataset!r}: choose one of {list(xlsa17.DATASETS)}")
+    if dataset not in (*xlsa17.DATASETS, own.NAME):
+        raise ValueError(f"dataset {dataset!r}: choose one of {[*xlsa17.DATASETS, own.NAME]}")
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
-        raise FileNotFoundError(f"the data root {root} does not exist; create it and unpack "
-                                f"{SOURCES[dataset]} and {SOURCES['xlsa17']} into it")
-    split_folder = find_split_folder(root, dataset)
-    index = xlsa17.read_index(split_folder, dataset)
+        wanted = SOURCES[dataset] if dataset == own.NAME else f"{SOURCES[dataset]} and {SOURCES['xlsa17']}"
+        raise FileNotFoundError(f"the data root {root} does not exist; create it and put {wanted} into it")
+    if dataset == own.NAME:
+        index, image_folder = own.read_index(root), root / "images"
+    else:
+        split_folder = find_split_folder(root, dataset)
+        index = xlsa17.read_index(split_folder, dataset)
+        image_folder = find_image_folder(root, dataset, index["files"][0])
+        index["attribute_names"] = attribute_names(split_folder, image_folder, dataset)
     files = index["files"]
-    image_folder = find_image_folder(root, dataset, files[0])
     missing = [f for f in files if not (image_folder / f).is_file()]
     if missing:
         raise FileNotFoundError(f"{len(missing)} of {len(files)} images are missing under {image_folder} "
-                                f"(first: {missing[:3]}); re-download {SOURCES[dataset]}")
+                                f"(first: {missing[:3]}); "
+                                + ("check images.txt against the files under images/" if dataset == own.NAME
+                                   else f"re-download {SOURCES[dataset]}"))
     index["images_root"] = str(image_folder)
-    index["attribute_names"] = attribute_names(split_folder, image_folder, dataset)
     out = root / f"{dataset}_index.json"
     with atomic_open(out) as f:
         json.dump(index, f)
     if log:
+        splits = {k: np.asarray(v) for k, v in index["splits"].items()}
+        labels = np.asarray(index["labels"])
+        held_out = validation_splits(labels, splits["trainval"], np.asarray(index["valclasses1"]), 0.2, 0)
         log(f"{dataset}: {len(files)} images, {len(index['class_names'])} classes, "
-            f"{len(index['class_attributes'][0])} attributes -> {out}")
+            f"{len(index['class_attributes'][0])} attributes -> {out}\n"
+            f"splits: {', '.join(f'{k} {len(splits[k])}' for k in ('trainval', 'test_seen', 'test_unseen'))}; "
+            f"validation protocol: {', '.join(f'{k} {len(v)}' for k, v in held_out.items())}")
     return out

@@ -1,6 +1,6 @@
 """VSPCN configuration: one dataclass, two presets, and the switches of Table 2.
 
-Presets (see ../shared/specs/vspcn_spec.md, section 8):
+Presets:
 
 * `paper_default`: the spec's recommendation. 12 pretrained blocks, strong fusion before
   the last M - K of them, a per-instance semantic adapter, a trainable visual prompt,
@@ -78,6 +78,9 @@ class VSPCNConfig:
             raise ValueError("wvpf / svpf need the visual prompt: set vp=True or turn them off")
         if (self.wspf or self.sspf or self.adapter) and not self.sp:
             raise ValueError("wspf / sspf / adapter need the semantic prompt: set sp=True or turn them off")
+        if self.adapter and not self.sspf:
+            raise ValueError("adapter=True needs sspf=True: the adapter (Eqs. 9-10) updates the attribute tokens "
+                             "that only strong semantic fusion (Eqs. 7-8) reads; set sspf=True or adapter=False")
 
     def for_dataset(self, name: str) -> "VSPCNConfig":
         """The released code's per-dataset alpha_v, alpha_s, rho_v (CUB, SUN, AWA2)."""
@@ -106,11 +109,13 @@ TABLE2_ROWS = {
 }
 
 
-def preset(name: str, **overrides) -> VSPCNConfig:
-    """A named preset with overrides, e.g. preset("paper_default", adapter=False)."""
+def preset(name: str, dataset: str | None = None, **overrides) -> VSPCNConfig:
+    """A named preset with a benchmark's fusion constants (`dataset`: CUB, SUN, AWA2) and
+    overrides, e.g. preset("paper_default", "CUB", adapter=False)."""
     if name not in PRESETS:
         raise ValueError(f"unknown VSPCN preset {name!r}; choose one of {sorted(PRESETS)}")
-    return replace(PRESETS[name], **overrides)
+    base = PRESETS[name] if dataset is None else PRESETS[name].for_dataset(dataset)
+    return replace(base, **overrides)
 
 
 def table2_switches(row: int) -> dict[str, bool]:

@@ -97,7 +97,11 @@ class VSPCN(nn.Module):
             trunc_normal_(self.vp_classifier.weight, std=0.01)
         if cfg.sp:
             self.semantic_prompt = nn.Parameter(torch.randn(1, dim))
-            self.word_projection = nn.Parameter(trunc_normal_(torch.empty(word_vectors.shape[1], dim), std=0.01))
+            # W_g (d_w, D). Without weak or strong semantic fusion (Table 2 row 4) nothing reads S^0 = G W_g:
+            # the weight is still drawn (the same random stream for every row) but frozen, so that no
+            # trainable parameter goes without a gradient (DDP raises on one).
+            self.word_projection = nn.Parameter(trunc_normal_(torch.empty(word_vectors.shape[1], dim), std=0.01),
+                                                requires_grad=cfg.wspf or cfg.sspf)
             self.wspf = WeakSemanticPromptFusion(dim) if cfg.wspf else None
         self.strong_steps = nn.ModuleList(StrongStep(cfg, dim, num_patches, num_attributes)
                                           for _ in range(len(self.blocks) - self.num_shallow))
