@@ -32,7 +32,9 @@ class Processes:
         """The mean of each value over all processes (the loss terms each rank computed on its share)."""
         if self.world == 1:
             return values
-        t = torch.tensor(list(values.values()), dtype=torch.float64)
+        # NCCL reduces only CUDA tensors (gloo, the CPU backend, only CPU ones)
+        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+        t = torch.tensor(list(values.values()), dtype=torch.float64, device=device)
         dist.all_reduce(t)
         return dict(zip(values, (t / self.world).tolist()))
 
