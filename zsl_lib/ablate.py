@@ -203,8 +203,15 @@ def compute_cell(cell: Cell, settings: Settings, out: Path, sha: str | None) -> 
     return record
 
 
+def stored_records(grid: Grid, todo: list[Cell], settings: Settings, out: Path) -> dict[Cell, dict]:
+    """The cells of `todo` stored under `out` with today's configuration, and their records."""
+    records = {cell: stored(cell_path(out, cell), cell_config(grid, cell, settings)) for cell in todo}
+    return {cell: record for cell, record in records.items() if record is not None}
+
+
 def pending(grid: Grid, todo: list[Cell], settings: Settings, out: Path) -> list[Cell]:
-    return [cell for cell in todo if stored(cell_path(out, cell), cell_config(grid, cell, settings)) is None]
+    done = stored_records(grid, todo, settings, out)
+    return [cell for cell in todo if cell not in done]
 
 
 def hours(seconds: float) -> str:
@@ -215,8 +222,7 @@ def status(grid: Grid, todo: list[Cell], settings: Settings, out: Path, jobs: in
     """Which cells are stored and what they cost. Wall time counts whatever else the machine was
     doing; the CPU time of a one-thread cell does not, so the grid's time on an otherwise idle
     machine with `jobs` one-thread cells side by side is estimated from it where it was recorded."""
-    records = [stored(cell_path(out, cell), cell_config(grid, cell, settings)) for cell in todo]
-    done = [r for r in records if r is not None]
+    done = list(stored_records(grid, todo, settings, out).values())
     lines = [f"grid {grid.name}: {len(done)} of {len(todo)} cells stored in {out / grid.name}"]
     if done:
         wall = sum(r["wall_time_s"] for r in done) / len(done)

@@ -30,13 +30,7 @@ DIRECTION = {-1: "lower", 1: "higher", None: ""}
 
 def load(grid: Grid, worlds=(0, 1, 2), mode: str = "book", out=ablate.RESULTS) -> dict[Cell, dict]:
     """The stored records of `grid` on `worlds` whose configuration matches the grid's today."""
-    settings = Settings(mode=mode)
-    records = {}
-    for cell in ablate.cells(grid, worlds):
-        record = ablate.stored(ablate.cell_path(out, cell), ablate.cell_config(grid, cell, settings))
-        if record is not None:
-            records[cell] = record
-    return records
+    return ablate.stored_records(grid, ablate.cells(grid, worlds), Settings(mode=mode), out)
 
 
 def changes(grid: Grid, key: str, versus: str) -> str:
