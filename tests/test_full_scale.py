@@ -17,8 +17,8 @@ from zsl_lib.train import EpisodeSampler, TrainConfig, make_sampler
 from zsl_lib.vspcn.config import table2_row
 
 ROOT = Path(__file__).resolve().parent.parent
-REAL = {"vspcn_cub": "CUB", "vspcn_sun": "SUN", "vspcn_awa2": "AWA2", "vspcn_cub_code_exact": "CUB",
-        "mgmrn_cub": "CUB", "mgmrn_sun": "SUN", "mgmrn_awa2": "AWA2", "mgmrn_cub_official_code": "CUB"}
+REAL = {f"{model}_{ds.lower()}{variant}": ds for ds in ("CUB", "SUN", "AWA2")
+        for model, variant in (("vspcn", ""), ("vspcn", "_code_exact"), ("mgmrn", ""), ("mgmrn", "_official_code"))}
 
 
 @pytest.mark.parametrize("name", sorted(REAL))

@@ -10,6 +10,7 @@ writes one JSON file with its provenance:
 
     python -m zsl_lib.ablate vspcn --worlds 0 1 2 --jobs 2     # run what is missing
     python -m zsl_lib.ablate vspcn --status                     # what is stored, and its cost
+    python -m zsl_lib.ablate vspcn --dataset CUB --root data/CUB --device cuda   # full scale (zsl_lib.ablate_full)
 
 A cell whose file exists with the same configuration is skipped, so the runner can be
 stopped at any moment and started again: it loses only the cells in flight, and those start
@@ -293,10 +294,32 @@ def main(argv=None) -> None:
     parser.add_argument("--save-weights", action="store_true", help="keep each final model's parameters (.pt)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--status", action="store_true", help="print what is stored and its cost; run nothing")
+    full = parser.add_argument_group("a real benchmark instead of ToyBirds (zsl_lib.ablate_full)")
+    full.add_argument("--dataset", choices=["CUB", "SUN", "AWA2"])
+    full.add_argument("--root", help="the folder given to `python -m zsl_lib data prepare DATASET --root`")
+    full.add_argument("--seeds", type=int, nargs="+", help="training seeds of every row (default: the row's)")
+    full.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="change every cell's configuration, as `python -m zsl_lib train --set`")
     args = parser.parse_args(argv)
+    grid = load_grid(args.grid)
+    if args.dataset:
+        from . import ablate_full
+        from .cli import exit_on_user_error
+        if not args.root:
+            parser.error("--dataset needs --root, the folder prepared by `python -m zsl_lib data prepare`")
+
+        def full_scale() -> None:
+            rows = [grid.row(key) for key in args.rows] if args.rows else list(grid.rows)
+            if args.status:
+                print(ablate_full.status(grid, rows, args.seeds, args.dataset, args.root, args.device, args.out,
+                                         args.set))
+            else:
+                ablate_full.run(grid, rows, args.seeds, args.dataset, args.root, args.device, args.out, args.set)
+
+        exit_on_user_error(full_scale)
+        return
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     settings = Settings(args.mode, args.steps, args.device, threads, args.save_weights)
-    grid = load_grid(args.grid)
     todo = cells(grid, args.worlds, args.rows)
     if args.status:
         print(status(grid, todo, settings, args.out, args.jobs))

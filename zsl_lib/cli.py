@@ -109,31 +109,32 @@ def test_scores(cfg: runconfig.RunConfig, world, model) -> dict:
     return scores
 
 
-def command_train(args) -> None:
-    cfg = runconfig.load(args.config, args.set)
-    run_dir = Path(args.run_dir or Path("runs") / Path(args.config).stem)
+def train_run(cfg: runconfig.RunConfig, run_dir: Path, resume: bool = False, log=print) -> dict:
+    """Train `cfg` in `run_dir` (continuing from its last.pt when `resume`) and write its result.json.
+    Returns the run's metrics: the best epoch's validation scores (validation protocol) or the test
+    scores at the configured gamma (final protocol), with the first and last training loss."""
     sha, start = provenance.git_sha(), time.time()
     world = load_world(cfg)
     split = world.splits["train" if cfg.protocol == "validation" else "trainval"]
     cfg = cfg.resolved_steps(len(split))                # `epochs` of this protocol's training split
-    model = build_model(cfg, world)
+    model = build_model(cfg, world, log)
     if cfg.protocol == "validation" and cfg.train.steps < len(split) // cfg.train.batch_size:
         raise ValueError(f"train.steps = {cfg.train.steps} ends before the first epoch "
                          f"({len(split) // cfg.train.batch_size} steps), so nothing would be evaluated; raise it")
     procs = distributed.setup(resolve_device(cfg.train.device).type)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not args.resume and procs.main:
+    if not resume and procs.main:
         with atomic_open(run_dir / "config.json") as f:
             json.dump(cfg.to_dict(), f, indent=1)
-    elif args.resume and json.loads((run_dir / "config.json").read_text()) != json.loads(json.dumps(cfg.to_dict())):
+    elif resume and json.loads((run_dir / "config.json").read_text()) != json.loads(json.dumps(cfg.to_dict())):
         raise ValueError(f"--resume: {run_dir / 'config.json'} differs from this configuration; "
                          "resume with the original --config and --set values")
     on_epoch_end = validation_scores(cfg, world) if cfg.protocol == "validation" else None
     history = train(model, Rows(world.images, split), world.labels[split], cfg.train, run_dir=run_dir,
-                    resume=args.resume, on_epoch_end=on_epoch_end, transform=AUGMENTATIONS[cfg.data.augment],
-                    normalize=world.normalize, steps_per_epoch=cfg.steps_per_epoch)
+                    resume=resume, on_epoch_end=on_epoch_end, transform=AUGMENTATIONS[cfg.data.augment],
+                    normalize=world.normalize, steps_per_epoch=cfg.steps_per_epoch, log=log)
     if not procs.main:
-        return
+        return {}
     if cfg.protocol == "validation":
         best = checkpoint.load(run_dir / "best.pt")
         metrics = {k: best[k] for k in ("epoch", "step", "H", "U", "S", "gamma")}
@@ -143,7 +144,14 @@ def command_train(args) -> None:
     provenance.save_json(run_dir / "result.json",
                          provenance.run_record(run_dir.name, cfg.to_dict(), [cfg.train.seed], metrics,
                                                time.time() - start, sha))
-    print(json.dumps(metrics))
+    return metrics
+
+
+def command_train(args) -> None:
+    cfg = runconfig.load(args.config, args.set)
+    metrics = train_run(cfg, Path(args.run_dir or Path("runs") / Path(args.config).stem), args.resume)
+    if metrics:
+        print(json.dumps(metrics))
 
 
 def command_evaluate(args) -> None:
@@ -183,9 +191,15 @@ def main(argv=None) -> None:
     p.add_argument("--root", required=True, help="the folder holding the unpacked images and xlsa17")
     p.set_defaults(func=lambda a: prepare(a.dataset, a.root))
     args = parser.parse_args(argv)
+    exit_on_user_error(lambda: args.func(args))
+
+
+def exit_on_user_error(action) -> None:
+    """Call `action()`; a problem of the user's files or values (`EXPECTED`) prints its one-line
+    message, without a traceback, and exits with status 2."""
     try:
-        args.func(args)
-    except EXPECTED as err:           # a problem of the user's files or values: its message, no traceback
+        action()
+    except EXPECTED as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2) from None

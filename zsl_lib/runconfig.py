@@ -131,6 +131,17 @@ class RunConfig:
         per_epoch = self.steps_per_epoch or train_images // self.train.batch_size
         return dataclasses.replace(self, train=dataclasses.replace(self.train, steps=max(1, round(self.epochs * per_epoch))))
 
+    def final(self, best: dict) -> "RunConfig":
+        """The final run that follows this validation run, whose best epoch was `best` (its
+        {"epoch", "gamma"}): trained on trainval for that many epochs and scored at that gamma, so
+        that both the epoch and gamma are chosen on validation data."""
+        if self.protocol != "validation":
+            raise ValueError(f"protocol = {self.protocol!r}: a final run follows a validation run")
+        if self.epochs is None and self.steps_per_epoch is not None:     # epochs of a stated length
+            train = dataclasses.replace(self.train, steps=best["epoch"] * self.steps_per_epoch)
+            return dataclasses.replace(self, protocol="final", gamma=best["gamma"], train=train)
+        return dataclasses.replace(self, protocol="final", gamma=best["gamma"], epochs=best["epoch"])
+
     def word_vector_source(self) -> str | Path:
         """data.word_vectors as a path (relative ones under data.root), or GLOVE_STAND_IN."""
         source = self.data.word_vectors
