@@ -1,0 +1,74 @@
+"""The book's Sphinx extension (zsl_lib.sphinx_offline) on a two-page Sphinx project: MathJax is
+served from the build itself, a script registered twice is written once, and the theme's first
+visit gets a colour mode; then the rendered-page check (zsl_lib.rendered_check) in headless
+Chromium, where Chromium and Playwright are installed."""
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+from sphinx.cmd.build import build_main
+
+from zsl_lib import rendered_check, sphinx_offline
+
+CONF = '''
+extensions = ["sphinx.ext.mathjax", "zsl_lib.sphinx_offline"]
+mathjax_path = "mathjax/tex-mml-chtml.js"
+html_theme = "alabaster"
+html_favicon = "favicon.svg"          # else a browser asks for /favicon.ico
+
+def setup(app):                       # two extensions registering one inline script, as the book's do
+    app.add_js_file(None, body="const ONCE = 1;")
+    app.add_js_file("", body="const ONCE = 1;")
+'''
+INDEX = '''Title
+=====
+
+Inline math :math:`\\\\alpha + \\\\beta` and a display:
+
+.. math:: H = \\\\frac{2 U S}{U + S}
+
+See :doc:`other`.
+
+.. toctree::
+
+   other
+'''
+
+
+def build(tmp_path: Path) -> Path:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "conf.py").write_text(CONF)
+    (source / "index.rst").write_text(INDEX)
+    (source / "favicon.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 2 2"><rect width="2" height="2"/></svg>')
+    (source / "other.rst").write_text("Other\n=====\n\nBack to :doc:`index`.\n")
+    out = tmp_path / "html"
+    assert build_main(["-q", "-b", "html", str(source), str(out)]) == 0
+    return out
+
+
+def test_mathjax_is_served_from_the_build_and_each_script_is_written_once(tmp_path):
+    out = build(tmp_path)
+    assert (out / "_static" / "mathjax" / "tex-mml-chtml.js").stat().st_size > 100_000
+    assert (out / "_static" / "mathjax" / "input" / "tex" / "extensions").is_dir()    # loaded on demand
+    page = (out / "index.html").read_text()
+    assert 'src="_static/mathjax/tex-mml-chtml.js"' in page and "cdn.jsdelivr" not in page
+    assert page.count("const ONCE = 1;") == 1
+    assert sphinx_offline.DEFAULT_MODE in page
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None or importlib.util.find_spec("playwright") is None,
+                    reason="needs Debian's chromium and Playwright (requirements-check.txt)")
+def test_the_rendered_check_passes_a_good_build_and_names_what_breaks_a_bad_one(tmp_path):
+    out = build(tmp_path)
+    assert rendered_check.check(out, tmp_path / "shots", log=lambda *_: None) == {"index.html": [], "other.html": []}
+    assert (tmp_path / "shots" / "index.png").stat().st_size > 0
+    page = out / "index.html"
+    page.write_text(page.read_text().replace("</body>", '<img src="_images/none.png"><a href="gone.html">x</a>'
+                                             "<p>\\(x\\)</p><script>undefinedCall()</script></body>")
+                    .replace("_static/mathjax/tex-mml-chtml.js", "_static/mathjax/missing.js"))
+    found = rendered_check.check(out, log=lambda *_: None)["index.html"]
+    for expected in ("image does not load", "link to a missing file: gone.html", "raw LaTeX in the text: \\(",
+                     "script error", "HTTP 404"):
+        assert any(expected in problem for problem in found), (expected, found)
