@@ -33,12 +33,12 @@ STEP_WIDTH = 0.6                                     # a strong-step module's bo
 
 # ---- drawing primitives ------------------------------------------------------------------
 def _box(ax, x: float, y: float, width: float, height: float, text: str, colour: str,
-         fontsize: float = 8, **text_kw) -> None:
+         fontsize: float = 8) -> None:
     """A rounded box centred on (x, y) with centred text."""
     ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height,
                                 boxstyle="round,pad=0.02,rounding_size=0.08",
                                 facecolor=colour, edgecolor="0.35", linewidth=0.8, zorder=3))
-    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, zorder=4, **text_kw)
+    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, zorder=4)
 
 
 def _arrow(ax, start: tuple[float, float], end: tuple[float, float], colour: str = "0.3",
