@@ -82,6 +82,14 @@ class VSPCNConfig:
             raise ValueError("adapter=True needs sspf=True: the adapter (Eqs. 9-10) updates the attribute tokens "
                              "that only strong semantic fusion (Eqs. 7-8) reads; set sspf=True or adapter=False")
 
+    def num_blocks(self, depth: int) -> int:
+        """Frozen blocks the model runs on a backbone of `depth` blocks (code_exact adds a random one)."""
+        return depth + int(self.extra_random_block)
+
+    def shallow_blocks(self, depth: int) -> int:
+        """K, the blocks that run before the first strong step on a backbone of `depth` blocks."""
+        return self.num_shallow if self.num_shallow is not None else depth // 2 + int(self.extra_random_block)
+
     def for_dataset(self, name: str) -> "VSPCNConfig":
         """The released code's per-dataset alpha_v, alpha_s, rho_v (CUB, SUN, AWA2)."""
         if name not in DATASET_FUSION:

@@ -77,7 +77,7 @@ class VSPCN(nn.Module):
             self.extra_block = _random_block(backbone).requires_grad_(False)
             self.blocks.append(self.extra_block)
         depth = len(backbone.blocks)
-        self.num_shallow = cfg.num_shallow if cfg.num_shallow is not None else depth // 2 + cfg.extra_random_block
+        self.num_shallow = cfg.shallow_blocks(depth)
         if not 0 <= self.num_shallow < len(self.blocks):
             raise ValueError(f"num_shallow={self.num_shallow} must be in [0, {len(self.blocks)})")
 
