@@ -50,7 +50,8 @@ class TrainConfig:
     optimizer: str = "adam"        # "adam" (VSPCN) or "sgd" with `momentum` (Mg-MRN)
     momentum: float = 0.9
     warmup_steps: int = 10         # linear warm-up; 0: none
-    schedule: str = "cosine"       # after warm-up: "cosine" decay to 0, "constant" (the VSPCN spec's choice), or
+    schedule: str = "cosine"       # after warm-up: "cosine" decay to 0, "constant" (VSPCN: its code's step
+                                   #   decay never fires within 20 epochs), or
     milestones: tuple = ()         #   "multistep": lr x `decay` at each of these steps (Mg-MRN's StepLR)
     decay: float = 0.1
     grad_clip: float = 1.0         # max gradient norm; 0: no clipping
@@ -119,7 +120,7 @@ class EpochSampler:
 
 
 class EpisodeSampler:
-    """Batches of `ways` classes x `shots` images, the Mg-MRN code's sampler (spec section 5.4).
+    """Batches of `ways` classes x `shots` images, the Mg-MRN code's sampler.
 
     Each batch draws its classes without replacement, then each class's images without
     replacement; batches are independent. An epoch (validation and a checkpoint at its end)

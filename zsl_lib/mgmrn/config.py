@@ -1,6 +1,6 @@
 """Mg-MRN's configuration, its two presets and the switches of Table III.
 
-`paper` is the spec's recommendation (section 8): the SCAB without stop-gradient, the decoder
+`paper` is the book's recommended reading of the paper: the SCAB without stop-gradient, the decoder
 scaled by 1/sqrt(d_k), Eq. (10)'s word-vector read-out, SUN's zero word vector fixed, one
 optimiser step on the summed loss. `official_code` is the released code where it runs: the
 stop-gradient into the SCAB, an unscaled decoder, the free read-out, and three optimiser steps

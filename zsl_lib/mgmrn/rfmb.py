@@ -9,16 +9,16 @@ averages the mask-weighted copies of f over the parts:
 
 because the masks sum to one at every position. The block is a fixed rescaling: its
 prototypes never receive a gradient, and the GroupNorm in D_l removes the 1/M as well
-(spec section 4). `rfm_mode`:
+(chapter 7 shows both). `rfm_mode`:
 
 - "paper_mean": Eq. (2) as printed (and as released), degenerate; kept for fidelity;
 - "none": g_hat = f, the "w/o RFMB" ablation; the same function up to GroupNorm's epsilon;
-- "part_tokens": the spec's non-degenerate variant R1 (not in the paper or the code; label
+- "part_tokens": a non-degenerate variant of ours (not in the paper or the code; label
   results "Mg-MRN + non-degenerate RFM"): the grid path is left as "none" (g_hat = f) and
   each part is pooled into a region token, t_m = sum_ij a_m f / (sum_ij a_m + 1e-5), mapped
   to the common width, tau_m = LN(P t_m) (`region_tokens`, (B, M, C)); the model appends
   the M tokens to the stage's decoder memory;
-- "part_channels": the spec's non-degenerate variant R2 (label results the same way):
+- "part_channels": a second non-degenerate variant of ours (label results the same way):
   g_hat = sum_m a_m * (P_m f), one 1x1 map P_m per part, initialised to the identity plus
   small noise.
 

@@ -2,7 +2,7 @@
 
 Presets:
 
-* `paper_default`: the spec's recommendation. 12 pretrained blocks, strong fusion before
+* `paper_default`: the book's recommended reading of the paper. 12 pretrained blocks, strong fusion before
   the last M - K of them, a per-instance semantic adapter, a trainable visual prompt,
   and the released code's choices wherever the paper is silent or was tuned with them
   (alpha on the attention term, rho_v, the doubled semantic residual, zero-initialised
@@ -103,7 +103,7 @@ PRESETS = {
     "code_exact": VSPCNConfig(extra_random_block=True, adapter_batch_mean=True, train_visual_prompt=False),
 }
 
-# Table 2 rows as switch settings (rows 5 and 6 inferred from the column order; spec section 6).
+# Table 2 rows as switch settings (rows 5 and 6 are inferred from the order of the table's columns).
 _OFF = dict(vp=False, sp=False, wvpf=False, wspf=False, svpf=False, sspf=False, adapter=False)
 TABLE2_ROWS = {
     1: ("baseline", {}),
