@@ -60,3 +60,15 @@ def test_paper_table_keeps_the_papers_order_and_differences_to_the_full_model():
     assert list(table.columns.get_level_values(0).unique()) == ["CUB", "AWA2", "SUN"]
     assert table.loc[grid.row("table3_row1").label, ("CUB", "H - row 6")] == pytest.approx(71.8 - 75.9)
     assert table.loc[grid.row("table3_row6").label, ("SUN", "H - row 6")] == 0
+
+
+def test_the_papers_headline_stands_above_ours_with_our_mean():
+    from zsl_lib.mgmrn.ablations import PAPER_TABLE1 as MGMRN_HEADLINE, PAPER_TABLE3
+    from zsl_lib.vspcn.ablations import PAPER_TABLE1, PAPER_TABLE2
+    assert all(PAPER_TABLE1[d][1:] == PAPER_TABLE2[8][d] for d in PAPER_TABLE1)     # Table 1 = Table 2 row 8
+    assert MGMRN_HEADLINE == PAPER_TABLE3[6]
+    ours = {0: {"T1": 70.0, "U": 60.0, "S": 50.0, "H": 54.5, "AUSUC": 1.0}, 1: {"T1": 72.0, "U": 62.0, "S": 52.0, "H": 56.5}}
+    table = report.headline(PAPER_TABLE1, ours, "VSPCN")
+    assert list(table.columns) == ["T1", "U", "S", "H"] and len(table) == 3 + 2 + 1
+    assert table.loc["VSPCN, the paper: SUN"].tolist() == [75.3, 59.4, 49.1, 53.8]
+    assert table.loc["VSPCN, ours: ToyBirds, mean of the worlds"].tolist() == [71.0, 61.0, 51.0, 55.5]

@@ -162,3 +162,15 @@ def probe_h(probe_record: dict, extractor: str, worlds=(0, 1, 2), metric: str = 
     """{world: the ESZSL probe's metric} from a `zsl_lib.probe` study record (its seeds are worlds)."""
     per_seed = probe_record["metrics"]["per_seed"][extractor]
     return {w: per_seed[probe_record["seeds"].index(w)][metric] for w in worlds}
+
+
+def headline(paper: dict[str, tuple], ours: dict[int, dict], model: str) -> pd.DataFrame:
+    """The paper's headline (T1, U, S, H per dataset, the paper's numbers, gamma tuned on the test
+    split) above ours on ToyBirds (each world's metrics and their mean, gamma chosen on validation
+    classes), in percent, one row each."""
+    metrics = ("T1", "U", "S", "H")
+    rows = {f"{model}, the paper: {dataset}": dict(zip(metrics, values)) for dataset, values in paper.items()}
+    rows |= {f"{model}, ours: ToyBirds world {world}": {k: m[k] for k in metrics} for world, m in ours.items()}
+    rows[f"{model}, ours: ToyBirds, mean of the worlds"] = {k: float(np.mean([m[k] for m in ours.values()]))
+                                                           for k in metrics}
+    return pd.DataFrame(rows).T.round(1)
