@@ -1,0 +1,49 @@
+"""The prose checker (zsl_lib.prose) on a small fixture chapter: it names every kind of problem,
+and passes what the rules allow."""
+import json
+
+from zsl_lib import prose
+
+
+def chapter(tmp_path, markdown: list[str], code: list[str] = ()):
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": m} for m in markdown]
+    cells += [{"cell_type": "code", "metadata": {}, "source": c, "outputs": [], "execution_count": None} for c in code]
+    path = tmp_path / "03_fixture.ipynb"
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    return path
+
+
+def test_the_checker_names_each_kind_of_problem(tmp_path):
+    page = chapter(tmp_path, [
+        "The run took 133 s and reached H 64.2 %, with a spread of 3 ± 1 points.",
+        "It beats {glue:text}`never_glued:.1f` points; see the spec, and chapter 42 for more.",
+    ])
+    found = prose.check(page, known_chapters={1, 2, 3})
+    kinds = [(p.kind, p.text) for p in found]
+    assert ("number not glued", "133 s") in kinds and ("number not glued", "64.2 %") in kinds
+    assert ("number not glued", "3 ± 1") in kinds
+    assert ("glue key no cell defines", "never_glued") in kinds
+    assert any(kind == "wording 'spec'" for kind, _ in kinds)
+    assert ("chapter not in _toc.yml", "chapter 42") in kinds
+    assert len(found) == 6
+
+
+def test_glued_math_code_references_paper_numbers_and_the_allow_list_pass(tmp_path):
+    page = chapter(tmp_path, [
+        "## 3.2 A section\n\nH is {glue:text}`ch3_h:.1f` % (section 3.1, Eqs. 11-14), with $\\gamma = 0.9$ "
+        "and `lr = 0.03`.",
+        "The paper reports H 75.7 % on CUB (Table 2). The recipe's rate is 0.03 per step.",
+    ], code=['glue("ch3_h", 64.2, display=False)'])
+    assert [str(p) for p in prose.check(page, known_chapters={3})] == ["03_fixture.ipynb [cell 1] number not glued: 0.03"]
+    assert prose.check(page, ["rate is 0.03"], known_chapters={3}) == []
+
+
+def test_an_allow_list_entry_needs_a_reason(tmp_path):
+    path = tmp_path / "allow.yml"
+    path.write_text("03_fixture.ipynb:\n  - text: rate is 0.03\n")
+    try:
+        prose.load_allow(path)
+    except ValueError as err:
+        assert "has no reason" in str(err)
+    else:
+        raise AssertionError("an entry without a reason was accepted")

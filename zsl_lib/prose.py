@@ -1,0 +1,167 @@
+"""A checker for the book's prose: every measured number comes from a cell, and no wording
+sends a reader somewhere they cannot follow.
+
+    python -m zsl_lib.prose                     # every chapter of _toc.yml
+    python -m zsl_lib.prose book/05_losses_and_calibrated_inference.ipynb
+
+In the markdown cells of a chapter (notebooks) or page (.md), outside math (`$...$`,
+`$$...$$`), code spans and fenced code, links' targets and `{glue:...}` roles, it reports:
+
+* a **measured-looking number** typed as text: one with a decimal point, a percent sign, a
+  plus-minus (`±`, `+-`) or a unit of time (s, min, minutes, h, hours, seconds). Such numbers
+  must be glued from the cell that computes them. Exempt: a sentence that labels its numbers
+  as a paper's (it names "the paper" and a table or figure), and the chapter's allow-list;
+* a `{glue:...}` key that no code cell of the chapter glues;
+* **wording a reader cannot follow**: "spec", "specification", "first edition", "this
+  edition", "workplace", "target", "for now";
+* a "chapter N" that the table of contents does not have.
+
+The allow-list, `book/prose_allow.yml`, maps a chapter's file name to the exact texts it may
+keep, each with the reason (e.g. a constant of the recipe: `learning rate 0.03`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .provenance import REPO_ROOT
+
+ALLOW = REPO_ROOT / "book" / "prose_allow.yml"
+PHRASES = ("spec", "specification", "first edition", "this edition", "workplace", "target", "for now")
+TIME_UNITS = r"(?:s|sec|seconds?|min|minutes?|h|hours?)"
+NUMBER = re.compile(r"(?<![\w.])[+-]?\d[\d,]*\.\d+(?:\s*" + TIME_UNITS + r"\b|\s*%)?"      # 3.14, 1.5 s, 2.5 %
+                    r"|(?<![\w.])\d[\d,]*\s*%"                                             # 64 %
+                    r"|(?<![\w.])\d[\d,]*\s*(?:±|\+-|\+/-)\s*\d"                           # 3 ± 1
+                    r"|(?<![\w.])\d[\d,]*\s*" + TIME_UNITS + r"\b")                        # 133 s, 20 min
+HIDDEN = re.compile(r"\$\$.*?\$\$|\$[^$\n]+\$|```.*?```|`[^`\n]*`|\]\([^)]*\)|\{[a-z:]+\}`[^`]*`"
+                    r"|^#+ [^\n]*"                                                # headings ("## 9.3 ...")
+                    r"|\b(?:[Ss]ections?|§|[Cc]hapters?|[Ee]qs?\.|[Tt]ables?|[Ff]igs?\.)\s*\d+(?:\.\d+)*"   # references
+                    r"(?:\s*(?:,|and|-|–)\s*\d+(?:\.\d+)*)*", re.S | re.M)
+GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
+GLUE_CALL = re.compile(r"""glue\(\s*f?["']([^"']+)["']""")
+CHAPTER = re.compile(r"\b[Cc]hapters?\s+(\d+)")
+PAPER_LABEL = re.compile(r"\bpaper('s)?\b.*\b(Table|Fig\.|Figure)\s*[\dIVX]+|\b(Table|Fig\.|Figure)\s*[\dIVX]+.*\bpaper('s)?\b",
+                         re.I)
+
+
+@dataclass(frozen=True)
+class Problem:
+    page: str
+    cell: int
+    kind: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.page} [cell {self.cell}] {self.kind}: {self.text}"
+
+
+def cells_of(page: Path) -> list[tuple[str, str]]:
+    """(cell type, source) of a notebook's cells, or one markdown cell for a .md page."""
+    if page.suffix == ".md":
+        return [("markdown", page.read_text())]
+    return [(c["cell_type"], "".join(c["source"])) for c in json.loads(page.read_text())["cells"]]
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence, list item or paragraph of `text`."""
+    bounds = [0] + [m.end() for m in re.finditer(r"(?<=[.!?])\s+(?=[A-Z(*`$\-])|\n\s*\n|\n\s*[-*] ", text)] + [len(text)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def blank(match: re.Match) -> str:
+    """The matched text as spaces (newlines kept), so that offsets stay those of the source."""
+    return re.sub(r"[^\n]", " ", match.group(0))
+
+
+def covered(source: str, start: int, end: int, allowed) -> bool:
+    """Whether an allow-listed text occurs in `source` around the span [start, end)."""
+    for entry in allowed:
+        for occurrence in re.finditer(re.escape(entry), source):
+            if occurrence.start() <= start and end <= occurrence.end():
+                return True
+    return False
+
+
+def chapters_in_toc(toc: Path = REPO_ROOT / "_toc.yml") -> list[Path]:
+    entries = yaml.safe_load(toc.read_text())
+    files = [chapter["file"] for part in entries.get("parts", []) for chapter in part.get("chapters", [])]
+    pages = []
+    for name in files:
+        for suffix in (".ipynb", ".md"):
+            if (REPO_ROOT / f"{name}{suffix}").is_file():
+                pages.append(REPO_ROOT / f"{name}{suffix}")
+    return pages
+
+
+def chapter_numbers(pages: list[Path]) -> set[int]:
+    return {int(m.group(1)) for p in pages if (m := re.match(r"(\d+)_", p.name))}
+
+
+def check(page: Path, allowed: list[str] = (), known_chapters: set[int] | None = None) -> list[Problem]:
+    """The problems of one page."""
+    cells = cells_of(page)
+    glued = {key for kind, source in cells if kind == "code" for key in GLUE_CALL.findall(source)}
+    dynamic = any(kind == "code" and re.search(r"glue\(\s*f[\"']", source) for kind, source in cells)
+    problems = []
+    for index, (kind, source) in enumerate(cells):
+        if kind != "markdown":
+            continue
+        for key in GLUE_ROLE.findall(source):
+            if key not in glued and not dynamic:
+                problems.append(Problem(page.name, index, "glue key no cell defines", key))
+        visible = HIDDEN.sub(blank, source)
+        for start, end in sentences(source):
+            if PAPER_LABEL.search(source[start:end]):
+                continue
+            for match in NUMBER.finditer(visible[start:end]):
+                if not covered(source, start + match.start(), start + match.end(), allowed):
+                    problems.append(Problem(page.name, index, "number not glued", match.group(0).strip()))
+        for phrase in PHRASES:
+            for match in re.finditer(rf"\b{re.escape(phrase)}\b", visible, re.I):
+                context = " ".join(source[max(0, match.start() - 30):match.end() + 30].split())
+                if not covered(source, match.start(), match.end(), allowed):
+                    problems.append(Problem(page.name, index, f"wording '{phrase}'", context))
+        if known_chapters is not None:
+            for match in CHAPTER.finditer(source):
+                if int(match.group(1)) not in known_chapters:
+                    problems.append(Problem(page.name, index, "chapter not in _toc.yml", match.group(0)))
+    return problems
+
+
+def load_allow(path: Path = ALLOW) -> dict[str, list[str]]:
+    """{page file name: [allowed texts]} from the allow-list (each entry: {text, reason})."""
+    if not path.is_file():
+        return {}
+    raw = yaml.safe_load(path.read_text()) or {}
+    for page, entries in raw.items():
+        for entry in entries:
+            if not entry.get("reason"):
+                raise ValueError(f"{path}: entry {entry.get('text')!r} of {page} has no reason; say why it may stay")
+    return {page: [entry["text"] for entry in entries] for page, entries in raw.items()}
+
+
+def check_book(pages: list[Path] | None = None) -> list[Problem]:
+    toc = chapters_in_toc()
+    allow = load_allow()
+    return [problem for page in (pages or toc)
+            for problem in check(page, allow.get(page.name, []), chapter_numbers(toc))]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m zsl_lib.prose", description=__doc__.splitlines()[0])
+    parser.add_argument("pages", nargs="*", type=Path, help="notebooks or .md pages (default: all of _toc.yml)")
+    args = parser.parse_args(argv)
+    problems = check_book([p.resolve() for p in args.pages] or None)
+    for problem in problems:
+        print(problem)
+    print(f"{len(problems)} problem(s)")
+    raise SystemExit(1 if problems else 0)
+
+
+if __name__ == "__main__":
+    main()
