@@ -46,7 +46,7 @@ GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
 GLUE_CALL = re.compile(r"""glue\(\s*f?["']([^"']+)["']""")
 CHAPTER = re.compile(r"\b[Cc]hapters?\s+(\d+)")
 PAPER_LABEL = re.compile(r"\bpaper('s)?\b.*\b(Table|Fig\.|Figure)\s*[\dIVX]+|\b(Table|Fig\.|Figure)\s*[\dIVX]+.*\bpaper('s)?\b",
-                         re.I)
+                         re.I | re.S)
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def blank(match: re.Match) -> str:
 def covered(source: str, start: int, end: int, allowed) -> bool:
     """Whether an allow-listed text occurs in `source` around the span [start, end)."""
     for entry in allowed:
-        for occurrence in re.finditer(re.escape(entry), source):
+        for occurrence in re.finditer(r"\s+".join(map(re.escape, entry.split())), source):   # across line breaks
             if occurrence.start() <= start and end <= occurrence.end():
                 return True
     return False
