@@ -47,3 +47,8 @@ def test_an_allow_list_entry_needs_a_reason(tmp_path):
         assert "has no reason" in str(err)
     else:
         raise AssertionError("an entry without a reason was accepted")
+
+
+def test_every_page_of_the_book_passes_the_checker():
+    problems = prose.check_book()
+    assert not problems, "\n".join(map(str, problems))
