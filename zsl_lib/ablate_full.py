@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from . import cli, gpu_cost, provenance, runconfig
-from .ablate import PROTOCOL, Grid, Row
+from .ablate import PROTOCOL, Grid, Row, stored
 from .provenance import REPO_ROOT
 
 CONFIGS = REPO_ROOT / "configs"
@@ -94,13 +94,9 @@ def cells(grid: Grid, rows: list[Row], seeds: list[int] | None) -> list[tuple[Ro
     return [(row, seed) for row in rows for seed in (seeds or row.seeds)]
 
 
-def stored(path: Path, validation: runconfig.RunConfig) -> dict | None:
-    """The record at `path` if it was made from the validation configuration `validation`."""
-    if not path.is_file():
-        return None
-    record = provenance.load_json(path)
-    config = {"protocol": PROTOCOL, "validation": validation.to_dict()}
-    return record if record["config"] == json.loads(json.dumps(config)) else None
+def cell_config(validation: runconfig.RunConfig) -> dict:
+    """What fixes a cell's result, as stored (JSON types) and compared on resuming."""
+    return json.loads(json.dumps({"protocol": PROTOCOL, "validation": validation.to_dict()}))
 
 
 def run_cell(grid: Grid, row: Row, dataset: str, root: str, seed: int, device: str, out: Path,
@@ -108,7 +104,7 @@ def run_cell(grid: Grid, row: Row, dataset: str, root: str, seed: int, device: s
     """Run (or finish) one cell and write its record atomically; returns the record."""
     validation = run_config(grid, row, dataset, root, seed, device, overrides)
     path = cell_path(out, grid, dataset, row, seed)
-    record = stored(path, validation)
+    record = stored(path, cell_config(validation))
     if record is not None:
         log(f"{path}: stored, skipped")
         return record
@@ -117,8 +113,7 @@ def run_cell(grid: Grid, row: Row, dataset: str, root: str, seed: int, device: s
     best = train_or_reuse(validation, folder / "validation", log)
     final = validation.final(best)
     metrics = train_or_reuse(final, folder / "final", log)
-    config = {"protocol": PROTOCOL, "validation": validation.to_dict()}
-    record = provenance.run_record(f"{cell_name(grid, dataset)}/{row.key}", config, [seed],
+    record = provenance.run_record(f"{cell_name(grid, dataset)}/{row.key}", cell_config(validation), [seed],
                                    {**metrics, "validation": best}, time.time() - start, sha)
     record.update(label=row.label, ours=row.ours, dataset=dataset, final=final.to_dict())
     provenance.save_json(path, record)
@@ -168,7 +163,7 @@ def status(grid: Grid, rows: list[Row], seeds: list[int] | None, dataset: str, r
     todo = cells(grid, rows, seeds)
     done = [(row, seed) for row, seed in todo
             if stored(cell_path(out, grid, dataset, row, seed),
-                      run_config(grid, row, dataset, root, seed, device, overrides))]
+                      cell_config(run_config(grid, row, dataset, root, seed, device, overrides)))]
     return (f"grid {grid.name} on {dataset}: {len(done)} of {len(todo)} cells stored in "
             f"{out / cell_name(grid, dataset)}\nestimated cost of all {len(todo)} cells: "
             f"{gpu_hours(grid, todo, dataset, root, overrides):.1f} h of an A100 at "
