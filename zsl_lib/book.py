@@ -34,11 +34,17 @@ TIMINGS = REPO_ROOT / "results" / "timings.json"
 MODES = ("smoke", "book", "full")
 
 
-def chapters(toc: Path = REPO_ROOT / "_toc.yml") -> list[Path]:
-    """The notebooks of the table of contents, in reading order."""
+def toc_pages(toc: Path = REPO_ROOT / "_toc.yml") -> list[Path]:
+    """The pages of the table of contents (notebooks and .md pages), in reading order."""
     entries = yaml.safe_load(toc.read_text())
     files = [chapter["file"] for part in entries.get("parts", []) for chapter in part.get("chapters", [])]
-    return [REPO_ROOT / f"{name}.ipynb" for name in files if (REPO_ROOT / f"{name}.ipynb").is_file()]
+    return [REPO_ROOT / f"{name}{suffix}" for name in files for suffix in (".ipynb", ".md")
+            if (REPO_ROOT / f"{name}{suffix}").is_file()]
+
+
+def chapters(toc: Path = REPO_ROOT / "_toc.yml") -> list[Path]:
+    """The notebooks of the table of contents, in reading order."""
+    return [page for page in toc_pages(toc) if page.suffix == ".ipynb"]
 
 
 def chapter_modes(notebook: Path) -> tuple[str, ...]:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from .book import toc_pages
 from .provenance import REPO_ROOT
 
 ALLOW = REPO_ROOT / "book" / "prose_allow.yml"
@@ -87,17 +88,6 @@ def covered(source: str, start: int, end: int, allowed) -> bool:
     return False
 
 
-def chapters_in_toc(toc: Path = REPO_ROOT / "_toc.yml") -> list[Path]:
-    entries = yaml.safe_load(toc.read_text())
-    files = [chapter["file"] for part in entries.get("parts", []) for chapter in part.get("chapters", [])]
-    pages = []
-    for name in files:
-        for suffix in (".ipynb", ".md"):
-            if (REPO_ROOT / f"{name}{suffix}").is_file():
-                pages.append(REPO_ROOT / f"{name}{suffix}")
-    return pages
-
-
 def chapter_numbers(pages: list[Path]) -> set[int]:
     return {int(m.group(1)) for p in pages if (m := re.match(r"(\d+)_", p.name))}
 
@@ -146,7 +136,7 @@ def load_allow(path: Path = ALLOW) -> dict[str, list[str]]:
 
 
 def check_book(pages: list[Path] | None = None) -> list[Problem]:
-    toc = chapters_in_toc()
+    toc = toc_pages()
     allow = load_allow()
     return [problem for page in (pages or toc)
             for problem in check(page, allow.get(page.name, []), chapter_numbers(toc))]
