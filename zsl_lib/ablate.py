@@ -90,6 +90,10 @@ class Grid:
         """The row that row `key` is compared with."""
         return self.row(key).versus or self.reference
 
+    def preset(self, row: Row) -> str:
+        """The preset row `row` runs: its own, else the family's default."""
+        return row.preset or self.family.default_preset
+
     def row(self, key: str) -> Row:
         for row in self.rows:
             if row.key == key:
@@ -149,7 +153,7 @@ def train_config(grid: Grid, row: Row, seed: int, settings: Settings):
 
 
 def model_config(grid: Grid, row: Row):
-    return grid.family.preset(row.preset or grid.family.default_preset, **row.model)
+    return grid.family.preset(grid.preset(row), **row.model)
 
 
 def cell_config(grid: Grid, cell: Cell, settings: Settings) -> dict:
@@ -157,7 +161,7 @@ def cell_config(grid: Grid, cell: Cell, settings: Settings) -> dict:
     from .toyworld.dataset import ToyBirdsConfig
     row = grid.row(cell.row)
     return json.loads(json.dumps({
-        "protocol": PROTOCOL, "family": grid.family.name, "preset": row.preset or grid.family.default_preset,
+        "protocol": PROTOCOL, "family": grid.family.name, "preset": grid.preset(row),
         "model": asdict(model_config(grid, row)), "train": asdict(train_config(grid, row, cell.seed, settings)),
         "world": asdict(ToyBirdsConfig.for_mode(settings.mode, seed=cell.world)),
         "calibration": experiment.calibration_record(grid.family)}))

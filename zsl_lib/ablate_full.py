@@ -49,7 +49,7 @@ def run_config(grid: Grid, row: Row, dataset: str, root: str, seed: int, device:
     """The validation run of a cell: the shipped configuration with the row's preset, model
     options and training changes, the data root, the seed, the device, then `overrides`
     (`key=value` as for `python -m zsl_lib train --set`)."""
-    preset = row.preset or grid.family.default_preset
+    preset = grid.preset(row)
     sets = [f"preset={preset}", f"data.root={root}", f"train.seed={seed}", f"train.device={device}",
             "protocol=validation", *overrides]
     cfg = runconfig.load(config_path(grid.family.name, dataset, preset), sets)
