@@ -16,6 +16,17 @@ SCORES = np.array([
 LABELS = np.array([0, 1, 2, 2, 3])
 
 
+def test_mean_sd_is_the_sample_standard_deviation():
+    # 1, 2, 3, 4: mean 2.5, squared deviations 2.25 + 0.25 + 0.25 + 2.25 = 5, over n - 1 = 3
+    mean, sd = metrics.mean_sd([1.0, 2.0, 3.0, 4.0])
+    assert mean == 2.5 and sd == pytest.approx(np.sqrt(5 / 3))
+    mean, sd = metrics.mean_sd(np.array([[1.0, 10.0], [3.0, 10.0]]))          # per column
+    np.testing.assert_allclose(mean, [2.0, 10.0])
+    np.testing.assert_allclose(sd, [np.sqrt(2.0), 0.0])
+    with pytest.raises(ValueError, match="two values or more"):
+        metrics.mean_sd([7.0])
+
+
 def test_per_class_accuracy_skips_classes_without_images():
     pred = np.array([0, 0, 1, 2])
     labels = np.array([0, 0, 1, 1])

@@ -21,7 +21,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import ablate
+from . import ablate, metrics
 from .ablate import Cell, Grid, Settings
 
 WITHIN_NOISE, REPRODUCED, NOT_REPRODUCED = "within noise", "reproduced in direction", "not reproduced"
@@ -125,7 +125,7 @@ def summary(grid: Grid, records: dict[Cell, dict], worlds=(0, 1, 2), metric: str
         line = {"row": key, "label": row.label, **{f"world {w}": math.nan if x is None else x for w, x in zip(worlds, own)}}
         complete = None not in own
         line["mean"] = np.mean(own) if complete else math.nan
-        line["sd"] = np.std(own, ddof=1) if complete and len(own) > 1 else math.nan
+        line["sd"] = float(metrics.mean_sd(own)[1]) if complete and len(own) > 1 else math.nan
         if probe is not None:
             line["probe"] = np.mean([probe[w] for w in worlds])
         line["versus"] = versus

@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import checkpoint, evaluate, provenance
+from . import checkpoint, evaluate, metrics, provenance
 from .backbones import sha256_file
 from .runtime import atomic_open
 from .toyworld.dataset import ToyBirds, ToyBirdsConfig, load_toybirds
@@ -258,10 +258,28 @@ def compare_over_worlds(probe: dict, extractor: str, runs: dict[int, dict], mode
     for (seed, run), row in zip(runs.items(), values):
         lines.append(f"{seed:6d} | " + " | ".join(f"{p:6.1f} {m:6.1f}" for p, m in row)
                      + f" | git {run['git_sha'][:7]}, {run['config']['train']['steps']} steps, {run['wall_time_s']:.0f} s")
-    mean, std = values.mean(0), values.std(0, ddof=1)
+    mean, std = metrics.mean_sd(values)
     lines.append(f"{'mean':>6s} | " + " | ".join(f"{p:6.1f} {m:6.1f}" for p, m in mean) + " |")
     lines.append(f"{'std':>6s} | " + " | ".join(f"{p:6.1f} {m:6.1f}" for p, m in std) + " |")
     lines.append(f"{'margin':>6s} | " + " | ".join(f"{(m - p) / s:+10.1f} sd" if s > 0 else f"{'-':>13s}"
                                                    for (p, m), s in zip(mean, std[:, 0])) + " |  (in probe sd)")
     lines.append(f"probe: git {probe['git_sha'][:7]}")
     return "\n".join(lines), values
+
+
+def stored_run_beside_probe(run: str = "vspcn_book", extractor: str = "pretrained_vit",
+                            label: str = "VSPCN paper_default, book run") -> tuple[str, dict[str, dict]]:
+    """A stored run (`results/<run>.json`) beside chapter 1's ESZSL probe on the same world and
+    the same frozen backbone (`results/probe_book.json`, features `extractor`).
+
+    Returns the printed comparison (with the run's provenance) and the two metric dicts
+    {"book": run's, "probe": probe's}, in percent, gamma chosen on validation classes."""
+    record = provenance.load_json(provenance.REPO_ROOT / "results" / f"{run}.json")
+    study = provenance.load_json(provenance.REPO_ROOT / "results" / "probe_book.json")
+    world = record["config"]["world"]["seed"]
+    metrics_of = {"book": record["metrics"], "probe": study["metrics"]["per_seed"][extractor][study["seeds"].index(world)]}
+    lines = [f"book run: {provenance.describe(record)}"]
+    for name, m in ((label, metrics_of["book"]), (f"ESZSL probe, world {world}, same backbone", metrics_of["probe"])):
+        lines.append(f"{name:36s} T1 {m['T1']:5.1f}  H {m['H']:5.1f}  AUSUC {m['AUSUC']:5.1f}   (%, gamma chosen on validation)")
+    return "\n".join(lines), metrics_of
+

@@ -17,6 +17,8 @@ Conventions used by every function here:
   lower column.
 * Because S(gamma) and U(gamma) only change where gamma crosses an image's delta, the
   seen-unseen curve is computed exactly from the sorted deltas (no 0.01 grid).
+* A result over worlds or seeds is reported as its mean and its *sample* standard deviation
+  (n - 1 in the denominator), by `mean_sd`, everywhere in the book.
 """
 from __future__ import annotations
 
@@ -46,6 +48,17 @@ def per_class_accuracy(pred, labels, classes=None) -> float:
     if not accs:
         raise ValueError("no images of any of the given classes: accuracy is undefined")
     return float(np.mean(accs))
+
+
+def mean_sd(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample standard deviation (n - 1 in the denominator) of `values` along `axis`.
+
+    With three worlds the sample sd is sqrt(3/2) = 1.22 times the population sd; it is the
+    unbiased-variance estimate of how much one more world would move the result."""
+    values = np.asarray(values, dtype=float)
+    if values.shape[axis] < 2:
+        raise ValueError(f"a spread needs two values or more along axis {axis}, got shape {values.shape}")
+    return values.mean(axis), values.std(axis, ddof=1)
 
 
 def harmonic_mean(u: float, s: float) -> float:

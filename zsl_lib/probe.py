@@ -94,14 +94,11 @@ def run_study(mode: str, seeds, extractors=EXTRACTORS, device="cpu", log=print) 
         for e in extractors:
             per_seed[e].append(public(eszsl_probe(extract(e, world, device), world)))
             log(f"seed {seed} {e}: " + ", ".join(f"{k} {per_seed[e][-1][k]}" for k in ("T1", "U", "S", "H")))
-    summary = {e: {k: {"mean": round(float(np.mean([r[k] for r in rs])), 2),
-                       "std": round(float(np.std([r[k] for r in rs])), 2)} for k in rs[0]}
-               for e, rs in per_seed.items()}
     config = {"mode": mode, "world": asdict(ToyBirdsConfig.for_mode(mode)), "extractors": {e: EXTRACTORS[e] for e in extractors},
               "probe": "ESZSL on z-scored features, (alpha, beta) and gamma chosen on the validation protocol",
               "grid": GRID.tolist(), "calibration": "subtract_seen on row-standardised scores"}
     return provenance.run_record(f"probe_{mode}", config, list(seeds),
-                                 {"per_seed": per_seed, "summary": summary}, time.time() - start, sha)
+                                 {"per_seed": per_seed}, time.time() - start, sha)
 
 
 def main(argv=None) -> None:
