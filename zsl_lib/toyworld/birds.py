@@ -49,9 +49,9 @@ GROUP_OFFSETS: tuple[int, ...] = tuple(np.cumsum([0] + [len(g.values) for g in G
 # Parts in drawing order; the part map stores 1 + index (0 is background / occluder).
 PART_NAMES: tuple[str, ...] = ("tail", "legs", "body", "belly", "wing", "head", "crown", "eye", "bill")
 ATTRIBUTE_PARTS: tuple[str, ...] = tuple(g.part for g in GROUPS for _ in g.values)
-# A bird's scale is its size value's factor times a jitter of +-8 %. (With the first edition's
-# factors 0.8 / 1.0 / 1.2 and a +-25 % jitter the three sizes overlapped so much that even a
-# perfect reader of a bird's scale could name the size of only 67 % of images.)
+# A bird's scale is its size value's factor times a jitter of +-8 %. (An earlier version of
+# ToyBirds used the factors 0.8 / 1.0 / 1.2 and a +-25 % jitter; the three sizes overlapped so
+# much that even a perfect reader of a bird's scale could name the size of only 67 % of images.)
 SIZE_FACTOR = {"small": 0.8, "medium": 1.0, "large": 1.25}
 SIZE_JITTER = (0.92, 1.08)
 _GENUS = {"cone": "Finch", "needle": "Warbler", "hooked": "Shrike"}
@@ -135,8 +135,8 @@ def values_to_binary(values: tuple[int, ...]) -> np.ndarray:
     return vec
 
 
-# Bills are drawn 1.3 times the first edition's outlines (about their root at (0.40, -0.165)),
-# so that at 64 px the three shapes differ by more than a pixel or two.
+# Bills are drawn 1.3 times the outlines of an earlier version of ToyBirds (scaled about their
+# root at (0.40, -0.165)), so that at 64 px the three shapes differ by more than a pixel or two.
 _BILL_ROOT = np.array([0.40, -0.165])
 _BILLS = {name: _BILL_ROOT + 1.3 * (np.array(points) - _BILL_ROOT) for name, points in {
     "cone": [[0.40, -0.22], [0.55, -0.165], [0.40, -0.11]],
@@ -195,8 +195,8 @@ def render_bird(rng: np.random.Generator, values: tuple[int, ...], size: int = 6
          dr.jitter_color(rng, v["has_crown_color"]), "solid"),
     ]
     eye_ring = v["has_eye_ring"] == "yes"
-    # The ring is 0.04 of the bird's scale wide, over a pixel at 64 px (the first edition's 0.024
-    # was under one pixel and vanished in the downsampling).
+    # The ring is 0.04 of the bird's scale wide, over a pixel at 64 px (the 0.024 of an earlier
+    # version was under one pixel and vanished in the downsampling).
     shapes.append(("eye", dr.ellipse(0.345, -0.175, 0.07, 0.07, n=16),
                    dr.jitter_color(rng, "white", 12) if eye_ring else body_rgb, "solid"))
     shapes.append(("eye", dr.ellipse(0.345, -0.175, 0.03, 0.03, n=10), (15, 15, 15), "solid"))
