@@ -38,6 +38,16 @@ def test_glued_math_code_references_paper_numbers_and_the_allow_list_pass(tmp_pa
     assert prose.check(page, ["rate is 0.03"], known_chapters={3}) == []
 
 
+def test_an_f_string_glue_key_is_a_pattern_for_its_fields_only(tmp_path):
+    code = ['for key, column in runs.items():\n'
+            '    glue(f"ch3_{key}_{column.replace(\'-\', \'_\')}_H", 1.0, display=False)\n'
+            "glue('ch3_plain', 2.0, display=False)"]
+    page = chapter(tmp_path, ["H {glue:text}`ch3_paper_T1_H:.1f`, {glue:text}`ch3_plain`, "
+                              "{glue:text}`ch3_paper_T1_T1:.1f`, {glue:text}`ch3__H`."], code=code)
+    missing = [p.text for p in prose.check(page, known_chapters={3})]
+    assert missing == ["ch3_paper_T1_T1", "ch3__H"]     # the suffix must match, and a field is never empty
+
+
 def test_an_allow_list_entry_needs_a_reason(tmp_path):
     path = tmp_path / "allow.yml"
     path.write_text("03_fixture.ipynb:\n  - text: rate is 0.03\n")

@@ -11,7 +11,8 @@ In the markdown cells of a chapter (notebooks) or page (.md), outside math (`$..
   plus-minus (`±`, `+-`) or a unit of time (s, min, minutes, h, hours, seconds). Such numbers
   must be glued from the cell that computes them. Exempt: a sentence that labels its numbers
   as a paper's (it names "the paper" and a table or figure), and the chapter's allow-list;
-* a `{glue:...}` key that no code cell of the chapter glues;
+* a `{glue:...}` key that no code cell of the chapter glues (a key glued by an f-string,
+  `glue(f"ch7_{key}_H", ...)`, is a pattern whose fields match any text);
 * **wording a reader cannot follow**: "spec", "specification", "first edition", "this
   edition", "workplace", "target", "for now";
 * a "chapter N" that the table of contents does not have.
@@ -44,7 +45,7 @@ HIDDEN = re.compile(r"\$\$.*?\$\$|\$[^$\n]+\$|```.*?```|`[^`\n]*`|\]\([^)]*\)|\{
                     r"|\b(?:[Ss]ections?|§|[Cc]hapters?|[Ee]qs?\.|[Tt]ables?|[Ff]igs?\.)\s*\d+(?:\.\d+)*"   # references
                     r"(?:\s*(?:,|and|-|–)\s*\d+(?:\.\d+)*)*", re.S | re.M)
 GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
-GLUE_CALL = re.compile(r"""glue\(\s*f?["']([^"']+)["']""")
+GLUE_CALL = re.compile(r"""\bglue\(\s*(f?)(["'])""")
 CHAPTER = re.compile(r"\b[Cc]hapters?\s+(\d+)")
 PAPER_LABEL = re.compile(r"\bpaper('s)?\b.*\b(Table|Fig\.|Figure)\s*[\dIVX]+|\b(Table|Fig\.|Figure)\s*[\dIVX]+.*\bpaper('s)?\b",
                          re.I | re.S)
@@ -79,6 +80,27 @@ def blank(match: re.Match) -> str:
     return re.sub(r"[^\n]", " ", match.group(0))
 
 
+def glue_keys(source: str) -> list[re.Pattern]:
+    """The keys a code cell glues, each as a pattern that a `{glue}` role's key must match in
+    full: a plain string is itself, an f-string's fields (`{...}`, read with their nesting, so
+    a field may hold quotes) match any text."""
+    keys = []
+    for call in GLUE_CALL.finditer(source):
+        formatted, quote, depth, pattern = call.group(1) == "f", call.group(2), 0, ""
+        for char in source[call.end():]:
+            if depth == 0 and char == quote:
+                break
+            if formatted and char == "{":
+                depth += 1
+                pattern += ".+" if depth == 1 else ""
+            elif formatted and char == "}" and depth:
+                depth -= 1
+            elif depth == 0:
+                pattern += re.escape(char)
+        keys.append(re.compile(pattern))
+    return keys
+
+
 def covered(source: str, start: int, end: int, allowed) -> bool:
     """Whether an allow-listed text occurs in `source` around the span [start, end)."""
     for entry in allowed:
@@ -95,14 +117,13 @@ def chapter_numbers(pages: list[Path]) -> set[int]:
 def check(page: Path, allowed: list[str] = (), known_chapters: set[int] | None = None) -> list[Problem]:
     """The problems of one page."""
     cells = cells_of(page)
-    glued = {key for kind, source in cells if kind == "code" for key in GLUE_CALL.findall(source)}
-    dynamic = any(kind == "code" and re.search(r"glue\(\s*f[\"']", source) for kind, source in cells)
+    glued = [key for kind, source in cells if kind == "code" for key in glue_keys(source)]
     problems = []
     for index, (kind, source) in enumerate(cells):
         if kind != "markdown":
             continue
         for key in GLUE_ROLE.findall(source):
-            if key not in glued and not dynamic:
+            if not any(pattern.fullmatch(key) for pattern in glued):
                 problems.append(Problem(page.name, index, "glue key no cell defines", key))
         visible = HIDDEN.sub(blank, source)
         for start, end in sentences(source):
