@@ -1,7 +1,9 @@
-"""What one book-size run costs: the leakage-free protocol of `zsl_lib.experiment.run` (a
-validation run that chooses gamma, then the final run scored once on the test splits) for each
-model family and preset whose book runs `results/` stores: VSPCN `paper_default`
-(`vspcn_book*.json`), Mg-MRN `paper`, `paper_free_readout` and `official_code` (`mgmrn_book*.json`).
+"""The wall time of one book-size run, phase by phase, for each model with stored book runs.
+
+A run is the leakage-free protocol of `zsl_lib.experiment.run`: a validation run that chooses
+gamma, then the final run scored once on the test splits. The models are the family and preset
+pairs whose book runs `results/` stores: VSPCN `paper_default` (`vspcn_book*.json`) and Mg-MRN
+`paper`, `paper_free_readout` and `official_code` (`mgmrn_book*.json`).
 
 Each run is built as `python -m zsl_lib.<family>.experiment --mode book` builds it, the family's
 `build` and `BOOK_RECIPE` on the book-size world whose seed is also the training seed, and
