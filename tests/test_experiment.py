@@ -46,6 +46,7 @@ def test_run_records_a_validation_curve_and_scores_each_split_once(smoke_world, 
     n_test = len(smoke_world.protocol("test")[0])
     assert calls == [n_val] * (len(curve) + 1) + [n_test]
     assert {"T1", "H", "stacking_H", "stacking_gamma"} <= set(report)
+    assert set(report["_phase_seconds"]) == {"validation", "final"} and min(report["_phase_seconds"].values()) > 0
     stored = experiment.stored_metrics(report)
     for name, ausuc in (("zscore_stacking", stored["AUSUC"]), ("stacking", stored["stacking_AUSUC"])):
         points = stored["seen_unseen"][name]

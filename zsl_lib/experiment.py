@@ -100,7 +100,8 @@ def run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Module], train_c
     report (fractions) and the choices made: the headline calibration's keys plain, those of
     `own_calibration` with its name as prefix. `_validation_curve` is the validation run's
     learning curve (`validation_run`), which shows whether the budget has reached the level
-    where H stops rising; `_curves` the test split's seen-unseen curve under each calibration."""
+    where H stops rising; `_curves` the test split's seen-unseen curve under each calibration;
+    `_phase_seconds` the wall time of each run with its scoring ("validation", "final")."""
     sp = world.splits
     start = time.time()
     val_model, curve = validation_run(world, build, train_cfg, log)
@@ -109,6 +110,7 @@ def run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Module], train_c
               for name in (HEADLINE, own_calibration)}
     for name, result in chosen.items():
         log(f"validation ({name}): H {100 * result.H:.1f} at gamma {result.gamma:.4f} ({time.time() - start:.0f} s)")
+    validation_seconds = time.time() - start
     model = build(world.seen_classes)
     history = train(model, world.images[sp["trainval"]], world.labels[sp["trainval"]], train_cfg, log=log)
     test_scores = evaluate.split_scores(model, world, "test", train_cfg.device)
@@ -121,7 +123,8 @@ def run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Module], train_c
     report.update(chance_T1=1.0 / len(world.unseen_classes),
                   loss_first=float(np.mean([h["total"] for h in history[:10]])),
                   loss_last=float(np.mean([h["total"] for h in history[-10:]])),
-                  _model=model, _history=history, _validation_curve=curve)
+                  _model=model, _history=history, _validation_curve=curve,
+                  _phase_seconds={"validation": validation_seconds, "final": time.time() - start - validation_seconds})
     return report
 
 

@@ -62,6 +62,27 @@ def load_json(path: str | os.PathLike) -> Any:
         return json.load(f)
 
 
+class MissingResult(LookupError):
+    """A stored result, or an entry of one, that the repository does not hold."""
+
+
+def stored_entry(path: str | os.PathLike, key: str, remake: str) -> dict[str, Any]:
+    """Entry `key` of the stored result at `path` (its `metrics[key]`).
+
+    A benchmark's result file holds one entry per backbone or model, and a run of some of them
+    keeps the others; a chapter that reads an entry the file lacks gets a `MissingResult` that
+    names the file, the entry and `remake`, the command that makes it, instead of a KeyError."""
+    path = Path(path)
+    shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+    if not path.exists():
+        raise MissingResult(f"{shown} is not stored; make it with: {remake}")
+    metrics = load_json(path)["metrics"]
+    if key not in metrics:
+        raise MissingResult(f"{shown} has no entry {key!r} (it holds {', '.join(map(repr, metrics))}); "
+                            f"make it with: {remake}")
+    return metrics[key]
+
+
 def describe(record: dict[str, Any]) -> str:
     """A one-paragraph provenance line for a chapter to print under a stored result."""
     env = record["environment"]
