@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_realdata import mini_cub
+from test_realdata import mini_benchmark
 
 from zsl_lib import ablate, ablate_full, gpu_cost, provenance, runconfig
 from zsl_lib.realdata.prepare import prepare
@@ -56,7 +56,7 @@ def test_the_final_run_trains_as_many_epochs_as_the_best_validation_epoch_at_its
 
 def test_a_cell_runs_validation_then_final_and_resumes_without_redoing_finished_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("ZSL_CACHE", str(tmp_path / "cache"))
-    root = mini_cub(tmp_path / "data")
+    root = mini_benchmark(tmp_path / "data")
     prepare("CUB", root, log=None)
     row, out, runs = VSPCN.row("table2_row1"), tmp_path / "results", tmp_path / "runs"
     sets = ["backbone=vit_tiny_patch16_224", "pretrained=false", "epochs=2"]
