@@ -7,6 +7,11 @@ stage's tokens u_l (B, N, C); one head, no residual, no norm:
     p    = (Attn u W^v) W^o                             Eq. (9), (B, A, C)
     z_a  = e_a^T W p_a      ("w2v_bilinear", Eq. 10)    or  <V_a, p_a>  ("free", the code), (B, A)
 
+The code's forms are those of the authors' repository (NingWang2049/Mg-MRN), file
+`model_mg_rfm_mr_scam.py`, stage 1 (stages 2 and 3 repeat it): the free read-out V is an
+(A, C) parameter drawn from N(0, 1) at lines 57-58 and applied at line 121; the softmax of
+line 114 has no 1 / sqrt(d_k).
+
 `fix_zero_w2v` replaces all-zero word vectors (SUN's attribute 88) by a learnable vector
 started at the mean of the others, for the queries and the read-out. Under mixed precision the
 attention logits and their softmax are computed in fp32 (bf16 keeps 8 bits of mantissa, too few
