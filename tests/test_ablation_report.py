@@ -34,6 +34,10 @@ def test_spread_paired_differences_and_verdicts_by_hand():
     assert table.loc["table3_row2", "verdict"] == report.WITHIN_NOISE            # |0.5| < sqrt(2) sigma = 1.41
     assert table.loc["paper_full", "verdict"] == "higher"                        # the paper makes no claim
     assert table.loc["table3_row3", "verdict"] == "incomplete" and math.isnan(table.loc["table3_row3", "mean"])
+    assert report.sentence(row1) == ("changes H by -7.7 points on average against `table3_row6`, with the mean's sign "
+                                     "on 3 of 3 worlds: reproduced in direction")
+    assert report.sentence(table.loc["table3_row3"]).startswith("is not stored on every world yet")
+    assert report.sentence(table.loc["table3_row6"]) == "is the row the others are compared with"
     shown = report.formatted(table.reset_index())
     assert shown.loc[grid.row("table3_row1").label, "deltas"] == "-10.0 / -5.0 / -8.0"
     assert shown.loc[grid.row("table3_row1").label, "paper"] == "lower"

@@ -145,6 +145,19 @@ def summary(grid: Grid, records: dict[Cell, dict], worlds=(0, 1, 2), metric: str
     return table
 
 
+def sentence(line: pd.Series, metric: str = "H") -> str:
+    """One line of a `summary` (of `metric`) as a clause a chapter's prose can glue after the
+    row's name: its mean paired difference, how many worlds share its sign, and the verdict; or that the row
+    is the reference, or not stored yet while a world is missing."""
+    if line["verdict"] == "reference":
+        return "is the row the others are compared with"
+    if line["verdict"] == "incomplete":
+        return "is not stored on every world yet (its verdict follows when the grid has run it)"
+    agree, worlds = line["agree"].split("/")
+    return (f"changes {metric} by {line['delta']:+.1f} points on average against `{line['versus']}`, with the mean's sign "
+            f"on {agree} of {worlds} worlds: {line['verdict']}")
+
+
 def formatted(table: pd.DataFrame) -> pd.DataFrame:
     """A `summary` as a chapter shows it: one decimal, the paired differences per world as text,
     the paper's direction in words; indexed by label."""
