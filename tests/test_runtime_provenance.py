@@ -42,3 +42,20 @@ def test_run_record_holds_everything_a_reader_needs(tmp_path):
     assert "git 0123456789ab with uncommitted changes" in provenance.describe({**record, "git_sha": "0123456789abcdef-dirty"})
     with pytest.raises(FileNotFoundError, match="no stored result at"):
         provenance.load_json(tmp_path / "missing.json")
+
+
+def test_a_rewritten_result_file_does_not_make_the_code_dirty(tmp_path):
+    import subprocess
+    git = lambda *args: subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "benchmarks" / "results" / "step.json").write_text("{}\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start")
+    clean = provenance.git_sha(tmp_path)
+    assert len(clean) == 40
+    (tmp_path / "benchmarks" / "results" / "step.json").write_text('{"ratio": 0.5}\n')   # an earlier benchmark's output
+    assert provenance.git_sha(tmp_path) == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert provenance.git_sha(tmp_path) == clean + "-dirty"

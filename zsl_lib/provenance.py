@@ -14,12 +14,19 @@ from .runtime import atomic_open
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def git_sha() -> str | None:
-    """HEAD of the checkout the library runs from, with "-dirty" if files were changed; None outside git."""
+# Folders of stored results: a run that writes into them does not make the code it ran "dirty".
+OUTPUT_FOLDERS = ("results", "benchmarks/results")
+
+
+def git_sha(root: Path = REPO_ROOT) -> str | None:
+    """HEAD of the checkout at `root`, with "-dirty" if tracked files outside `OUTPUT_FOLDERS`
+    were changed (a benchmark that runs after another one finds the first one's result file
+    rewritten; that is output, not code); None outside git."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                *(f":(exclude){folder}" for folder in OUTPUT_FOLDERS)], cwd=root,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
