@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from zsl_lib.mgmrn import SpatialChannelAttention, VisualSemanticDecoder, tokens, word_vector_span
 
@@ -68,6 +69,17 @@ def test_decoder_equals_eqs_8_to_10_by_hand(scaled):
     torch.testing.assert_close(vsd.last_attention.sum(-1), torch.ones(B, A))
 
 
+class OpRecorder(TorchDispatchMode):
+    """The names of the aten operators run inside the block."""
+    def __enter__(self):
+        self.names = set()
+        return super().__enter__()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.add(str(func))
+        return func(*args, **(kwargs or {}))
+
+
 def test_decoder_free_head_and_the_zero_word_vector_fix():
     e, u = decoder_inputs()
     free = VisualSemanticDecoder(e, C, hidden=DK, head="free")
@@ -80,6 +92,10 @@ def test_decoder_free_head_and_the_zero_word_vector_fix():
     torch.testing.assert_close(fixed.attribute_vectors()[2], e[[0, 1, 3, 4]].mean(0))
     fixed(u).sum().backward()
     assert fixed.replacement.grad.abs().sum() > 0                                   # learnable
+    torch.testing.assert_close(fixed.attribute_vectors()[[0, 1, 3, 4]], e[[0, 1, 3, 4]])   # the others kept
+    with OpRecorder() as ops:                   # no boolean-mask write: on a GPU it waits for the host each step
+        fixed(u)
+    assert not {"aten.nonzero.default", "aten.index_put_.default", "aten.index_put.default"} & ops.names
     raw = VisualSemanticDecoder(e, C, hidden=DK, fix_zero_w2v=False)
     assert torch.all(raw(u)[:, 2] == 0)                                             # e_a = 0 reads out nothing
     with pytest.raises(ValueError, match="vsd_head 'linear' is not one of"):

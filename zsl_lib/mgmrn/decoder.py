@@ -51,6 +51,9 @@ class VisualSemanticDecoder(nn.Module):
         zero = word_vectors.abs().sum(1) == 0
         self.register_buffer("word_vectors", word_vectors.float())           # E (A, d_w), fixed
         self.register_buffer("zero_rows", zero if fix_zero_w2v else torch.zeros_like(zero))
+        # their positions, found once here: a boolean-mask write in `forward` would make a GPU wait
+        # for the host (it must count the mask's True entries) in every step
+        self.register_buffer("zero_index", torch.nonzero(self.zero_rows).flatten(), persistent=False)
         self.replacement = (nn.Parameter(word_vectors[~zero].float().mean(0).expand(int(zero.sum()), -1).clone())
                             if fix_zero_w2v and zero.any() else None)
         self.q, self.k, self.v = nn.Linear(dim_w, hidden), nn.Linear(channels, hidden), nn.Linear(channels, hidden)
@@ -67,9 +70,7 @@ class VisualSemanticDecoder(nn.Module):
         """E with its zero rows replaced (when fixed): (A, d_w)."""
         if self.replacement is None:
             return self.word_vectors
-        e = self.word_vectors.clone()
-        e[self.zero_rows] = self.replacement
-        return e
+        return self.word_vectors.index_copy(0, self.zero_index, self.replacement.to(self.word_vectors.dtype))
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """Tokens u (B, N, C) -> predicted attributes z (B, A)."""
