@@ -378,6 +378,12 @@ def test_a_dataset_of_ones_own_is_prepared_like_cub(tmp_path, monkeypatch, capsy
     (lambda r: (r / "images" / "c1" / "img 2.png").unlink(), r"1 of 20 images are missing .*c1/img 2.png.*check images.txt"),
     (lambda r: (r / "splits" / "valclasses1.txt").write_text("c1\n"), r"must divide the seen classes"),
     (lambda r: (r / "class_attributes.txt").write_text("1 2\n"), r"class_attributes.txt has 1 rows .*each of the 5 classes"),
+    (lambda r: (r / "class_attributes.txt").write_text("1 2\n0.5 x\n"),
+     r"class_attributes.txt line 2: '0.5 x' is not a row of numbers"),
+    (lambda r: (r / "splits" / "test_seen.txt").write_text("c0/img 0.png\nc3/img 0.png\n"),
+     r"test_seen.txt holds images of \['c3'\], which have no images in splits/trainval.txt"),
+    (lambda r: (r / "splits" / "test_seen.txt").write_text("c0/img 0.png\nc0/img 1.png\n"),
+     r"1 images are in both splits/trainval.txt and splits/test_seen.txt \(e.g. c0/img 1.png\)"),
 ])
 def test_a_broken_own_dataset_gets_one_clear_line_and_exit_status_2(tmp_path, capsys, damage, message):
     root = mini_own(tmp_path / "mine")
@@ -397,6 +403,19 @@ def test_a_broken_own_dataset_gets_one_clear_line_and_exit_status_2(tmp_path, ca
      r"calibration = 'softmax' is not allowed; choose one of"),
     (["train", "--config", str(ROOT / "configs" / "vspcn_cub.yaml"), "--set", "data.root=/nowhere"],
      r"no benchmark index at /nowhere/CUB_index.json; run `python -m zsl_lib data prepare"),
+    (["train", "--config", str(ROOT / "configs" / "vspcn_toybirds.yaml"), "--set", "train.lr=abc"],
+     r"section 'train': lr = 'abc' must be a number, e.g. lr=0.001"),
+    (["train", "--config", str(ROOT / "configs" / "vspcn_toybirds.yaml"), "--set", "train.steps=abc"],
+     r"section 'train': steps = 'abc' must be a whole number, e.g. steps=300"),
+    (["train", "--config", str(ROOT / "configs" / "vspcn_toybirds.yaml"), "--set", "gamma=high"],
+     r"gamma = 'high' must be a number or null, e.g. gamma=null"),
+    pytest.param(["train", "--config", str(ROOT / "configs" / "vspcn_toybirds.yaml"), "--set", "train.device=cuda"],
+                 r"device 'cuda' was asked for, but torch sees no GPU; use 'auto' or 'cpu'",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
+    (["train", "--config", str(ROOT / "configs" / "mgmrn_toybirds.yaml"), *sum((["--set", s] for s in (
+        "data.size=smoke", "train.sampler=episodes", "train.ways=8", "train.shots=4", "steps_per_epoch=50",
+        "train.steps=10")), [])],
+     r"train.steps = 10 ends before the first epoch \(50 steps\), so nothing would be evaluated"),   # episodic epochs
     (["evaluate", "--checkpoint", "/nowhere/best.pt"], r"no checkpoint at /nowhere/best.pt"),
     (["data", "prepare", "CUB", "--root", "/nowhere"], r"the data root /nowhere does not exist"),
 ])

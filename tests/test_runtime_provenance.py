@@ -26,7 +26,7 @@ def test_resolve_device():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="torch sees no GPU"):
+        with pytest.raises(ValueError, match="torch sees no GPU; use .auto. or .cpu."):
             resolve_device("cuda")
 
 

@@ -114,14 +114,16 @@ def train_run(cfg: runconfig.RunConfig, run_dir: Path, resume: bool = False, log
     Returns the run's metrics: the best epoch's validation scores (validation protocol) or the test
     scores at the configured gamma (final protocol), with the first and last training loss."""
     sha, start = provenance.git_sha(), time.time()
+    device = resolve_device(cfg.train.device)           # a device this machine lacks fails before any work
     world = load_world(cfg)
     split = world.splits["train" if cfg.protocol == "validation" else "trainval"]
     cfg = cfg.resolved_steps(len(split))                # `epochs` of this protocol's training split
     model = build_model(cfg, world, log)
-    if cfg.protocol == "validation" and cfg.train.steps < len(split) // cfg.train.batch_size:
+    epoch_steps = cfg.steps_per_epoch or len(split) // cfg.train.batch_size   # an episodic epoch has its stated length
+    if cfg.protocol == "validation" and cfg.train.steps < epoch_steps:
         raise ValueError(f"train.steps = {cfg.train.steps} ends before the first epoch "
-                         f"({len(split) // cfg.train.batch_size} steps), so nothing would be evaluated; raise it")
-    procs = distributed.setup(resolve_device(cfg.train.device).type)
+                         f"({epoch_steps} steps), so nothing would be evaluated; raise it")
+    procs = distributed.setup(device.type)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume and procs.main:
         with atomic_open(run_dir / "config.json") as f:

@@ -24,8 +24,11 @@ Every error names the key, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+import types
+import typing
 from typing import Any
 
 import yaml
@@ -162,6 +165,59 @@ def _known(where: str, values: dict, config_class) -> None:
         raise ValueError(f"unknown key(s) {unknown} in {where}; allowed: {sorted(names)}")
 
 
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a YAML value has the kind a dataclass field's type hint asks for (an int is a
+    float; a bool is not a number)."""
+    if hint is Any:
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    origin = typing.get_origin(hint) or hint
+    if origin is type(None):
+        return value is None
+    if isinstance(value, bool):
+        return origin is bool
+    if origin is float:
+        return isinstance(value, (int, float))
+    if origin in (list, tuple):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, origin)
+
+
+KIND_WORDS = {"int": "a whole number", "float": "a number", "str": "text", "bool": "true or false",
+              "tuple": "a list", "list": "a list", "dict": "a mapping", "NoneType": "null"}
+
+
+def _kind(hint: Any) -> str:
+    """A type hint in a user's words: `float | None` -> 'a number or null'."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_kind(h) for h in typing.get_args(hint))
+    hint = typing.get_origin(hint) or hint
+    return KIND_WORDS.get(hint.__name__, hint.__name__)
+
+
+def _checked_kinds(where: str, values: dict, config_class) -> dict:
+    """`values` with each checked against its field's type hint: one clear error for a value of
+    the wrong kind, naming the key, the value and an example. A number YAML read as text
+    (YAML 1.1 reads `1e-4` as a string; `1.0e-4` is a number) becomes the number."""
+    hints = typing.get_type_hints(config_class)
+    defaults = {f.name: f.default for f in dataclasses.fields(config_class)}
+    checked = {}
+    for key, value in values.items():
+        if isinstance(value, str) and not _fits(value, hints[key]) and _fits(1.5, hints[key]):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if not _fits(value, hints[key]):
+            default = defaults[key]
+            example = "" if default is dataclasses.MISSING else \
+                f", e.g. {key}={json.dumps(list(default) if isinstance(default, tuple) else default)}"
+            raise ValueError(f"{where}: {key} = {value!r} must be {_kind(hints[key])}{example}")
+        checked[key] = value
+    return checked
+
+
 def from_dict(raw: dict, source: str = "config") -> RunConfig:
     """A RunConfig from nested plain values; unknown keys are errors that list the allowed ones."""
     if not isinstance(raw, dict):
@@ -174,8 +230,9 @@ def from_dict(raw: dict, source: str = "config") -> RunConfig:
             if not isinstance(value, dict):
                 raise ValueError(f"{source}: '{key}' must be a mapping, got {value!r}")
             _known(f"{source}, section '{key}'", value, sections[key])
-            value = sections[key](**value)
+            value = sections[key](**_checked_kinds(f"{source}, section '{key}'", value, sections[key]))
         values[key] = value
+    values |= _checked_kinds(source, {k: v for k, v in values.items() if k not in sections}, RunConfig)
     return RunConfig(**values)
 
 

@@ -25,7 +25,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"DEVICE={device!r} but torch sees no GPU; use DEVICE='auto' or 'cpu'")
+        raise ValueError(f"device {device!r} was asked for, but torch sees no GPU; use 'auto' or 'cpu'")
     return torch.device(device)
 
 

@@ -50,7 +50,13 @@ def read_index(root: Path) -> dict:
     position = {n: i for i, n in enumerate(classes)}
     if len(position) != len(classes):
         raise ValueError(f"{root / 'classes.txt'} lists a class twice; keep one line a class")
-    rows = [[float(v) for v in re.split(r"[,\s]+", line)] for line in _lines(root / "class_attributes.txt")]
+    rows = []
+    for number, line in enumerate(_lines(root / "class_attributes.txt"), start=1):
+        try:
+            rows.append([float(v) for v in re.split(r"[,\s]+", line)])
+        except ValueError:
+            raise ValueError(f"{root / 'class_attributes.txt'} line {number}: {line[:40]!r} is not a row of numbers; "
+                             "write A numbers separated by spaces or commas") from None
     if len(rows) != len(classes) or len({len(r) for r in rows}) != 1:
         raise ValueError(f"{root / 'class_attributes.txt'} has {len(rows)} rows of lengths {sorted({len(r) for r in rows})}; "
                          f"it needs one row of A numbers for each of the {len(classes)} classes of classes.txt")
@@ -75,6 +81,14 @@ def read_index(root: Path) -> dict:
     if seen & unseen:
         raise ValueError(f"classes {[classes[c] for c in sorted(seen & unseen)][:3]} have images in both "
                          "splits/trainval.txt and splits/test_unseen.txt; an unseen class has no training images")
+    tested = set(labels_array[splits["test_seen"]])
+    if tested - seen:
+        raise ValueError(f"splits/test_seen.txt holds images of {[classes[c] for c in sorted(tested - seen)][:3]}, which "
+                         "have no images in splits/trainval.txt; test_seen is for the seen classes only")
+    shared = set(splits["trainval"]) & set(splits["test_seen"])
+    if shared:
+        raise ValueError(f"{len(shared)} images are in both splits/trainval.txt and splits/test_seen.txt (e.g. "
+                         f"{files[min(shared)]}); a test image must not be trained on")
     train1 = _class_ids(root / "splits" / "trainclasses1.txt", position)
     val1 = _class_ids(root / "splits" / "valclasses1.txt", position)
     if set(train1) & set(val1) or set(train1) | set(val1) != seen:
