@@ -35,6 +35,11 @@ def test_shipped_real_configs_resolve_to_the_papers_settings(name):
         assert cfg.train.lr == (1e-4 if cfg.preset == "code_exact" else 1e-3)
     else:
         assert cfg.steps_per_epoch == 300 and cfg.data.augment == "crop_flip"
+        # 30 epochs of 300 episodic steps; StepLR every 10 epochs, x0.1 on CUB and x0.5 on SUN and AWA2,
+        # stepped at an epoch's end (paper) or its start, so one epoch early (the released code)
+        first_decays = (9, 19, 29) if cfg.preset == "official_code" else (10, 20)
+        assert cfg.train.steps == 30 * 300 and tuple(cfg.train.milestones) == tuple(300 * e for e in first_decays)
+        assert cfg.train.schedule == "multistep" and cfg.train.decay == (0.1 if ds == "CUB" else 0.5)
 
 
 def test_a_code_exact_config_ships():

@@ -128,7 +128,11 @@ class RunConfig:
 
     def resolved_steps(self, train_images: int) -> "RunConfig":
         """This configuration with train.steps fixed by `epochs` for a split of `train_images` images
-        (unchanged when `epochs` is not set): an epoch is `steps_per_epoch` steps, or one pass."""
+        (unchanged when `epochs` is not set): an epoch is `steps_per_epoch` steps, or one pass.
+
+        Mg-MRN's configs state train.steps and steps_per_epoch instead: an episodic epoch draws
+        its batches afresh and is not a pass over the split, so the validation run on the smaller
+        `train` split takes the same 30 epochs of 300 steps as the final run on `trainval`."""
         if self.epochs is None:
             return self
         per_epoch = self.steps_per_epoch or train_images // self.train.batch_size
