@@ -310,6 +310,8 @@ def test_evaluation_streams_a_split_in_batches_and_autocasts_as_asked(smoke_worl
     assert set(model.autocast) == {False}                                  # the CPU: plain fp32 as before
     evaluate.class_scores(model, smoke_world.images[:4], device="cpu", precision="bf16")
     assert model.autocast[-1] is True
+    evaluate.evaluate(model, world, 0.0, "stacking", "cpu", precision="bf16")     # the training run's precision
+    assert model.autocast[-1] is True
 
 
 def test_the_gpu_fast_paths_are_set_on_cuda_only():

@@ -94,7 +94,8 @@ def attribute_vectors(cfg: runconfig.RunConfig, world, log=print) -> np.ndarray:
 def validation_scores(cfg: runconfig.RunConfig, world):
     """The per-epoch evaluation of the validation protocol: best H over gamma, in percent."""
     def on_epoch_end(model, epoch: int) -> dict:
-        best = evaluate.choose_gamma(model, world, cfg.calibration, cfg.train.device)
+        best = evaluate.choose_gamma(model, world, cfg.calibration, cfg.train.device,
+                                    precision=cfg.train.precision)
         return {"H": round(100 * best.H, 2), "U": round(100 * best.U, 2), "S": round(100 * best.S, 2),
                 "gamma": round(best.gamma, 5)}
     return on_epoch_end
@@ -102,7 +103,8 @@ def validation_scores(cfg: runconfig.RunConfig, world):
 
 def test_scores(cfg: runconfig.RunConfig, world, model) -> dict:
     """Test-split report in percent at the configured gamma (0 when none was chosen: labelled)."""
-    report = evaluate.evaluate(model, world, cfg.gamma or 0.0, cfg.calibration, cfg.train.device)
+    report = evaluate.evaluate(model, world, cfg.gamma or 0.0, cfg.calibration, cfg.train.device,
+                               precision=cfg.train.precision)
     scores = {k: round(100 * v, 2) for k, v in report.items() if isinstance(v, float)}
     scores["gamma"] = cfg.gamma
     scores["gamma_source"] = "config (chosen on validation)" if cfg.gamma is not None else "none: gamma = 0"

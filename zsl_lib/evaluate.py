@@ -64,11 +64,14 @@ def calibration(name: str) -> tuple[bool, str]:
     return CALIBRATIONS[name]
 
 
-def split_scores(model: torch.nn.Module, world: SplitProtocol, stage: str, device: str = "auto"):
+def split_scores(model: torch.nn.Module, world: SplitProtocol, stage: str, device: str = "auto",
+                 precision: str = "auto"):
     """Raw scores of the images of a protocol stage ("val" or "test") over its candidate classes, their
-    labels as columns, and the seen-column mask: ((n, K), (n,), (K,))."""
+    labels as columns, and the seen-column mask: ((n, K), (n,), (K,)). `precision` as in training
+    (`TrainConfig.precision`), so a run trained in fp32 is also scored in fp32."""
     idx, candidates, seen = world.protocol(stage)
-    scores = class_scores(model, world.images, device=device, normalize=world.normalize, indices=idx)[:, candidates]
+    scores = class_scores(model, world.images, device=device, normalize=world.normalize, indices=idx,
+                          precision=precision)[:, candidates]
     labels, seen_cols = metrics.columns(candidates, world.labels[idx], seen)
     return scores, labels, seen_cols
 
@@ -80,16 +83,16 @@ def _calibrated(name: str, scored) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 
 def choose_gamma(model: torch.nn.Module, world: SplitProtocol, name: str, device: str = "auto",
-                 scored=None) -> metrics.GZSLResult:
+                 scored=None, precision: str = "auto") -> metrics.GZSLResult:
     """Best validation H and its gamma, for a model trained with `trainclasses1` as its seen classes
     (`scored`: this model's `split_scores(..., "val")`, if already computed)."""
-    scores, labels, seen_cols, form = _calibrated(name, scored or split_scores(model, world, "val", device))
+    scores, labels, seen_cols, form = _calibrated(name, scored or split_scores(model, world, "val", device, precision))
     return metrics.seen_unseen_curve(scores, labels, seen_cols, form).best()
 
 
 def evaluate(model: torch.nn.Module, world: SplitProtocol, gamma: float, name: str, device: str = "auto",
-             scored=None) -> dict:
+             scored=None, precision: str = "auto") -> dict:
     """Test-split report (fractions) of a model trained on `trainval`, at a given gamma
     (`scored`: this model's `split_scores(..., "test")`, if already computed)."""
-    scores, labels, seen_cols, form = _calibrated(name, scored or split_scores(model, world, "test", device))
+    scores, labels, seen_cols, form = _calibrated(name, scored or split_scores(model, world, "test", device, precision))
     return metrics.gzsl_report(scores, labels, seen_cols, gamma, form)

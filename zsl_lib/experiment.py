@@ -84,7 +84,7 @@ def validation_run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Modul
     curve = []
 
     def validation_point(model: torch.nn.Module, epoch: int) -> dict:
-        H = evaluate.choose_gamma(model, world, HEADLINE, train_cfg.device).H
+        H = evaluate.choose_gamma(model, world, HEADLINE, train_cfg.device, precision=train_cfg.precision).H
         curve.append({"epoch": epoch, "step": epoch * batches_per_epoch, "H_val": H})
         return {"H": H}
 
@@ -105,7 +105,7 @@ def run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Module], train_c
     sp = world.splits
     start = time.time()
     val_model, curve = validation_run(world, build, train_cfg, log)
-    val_scores = evaluate.split_scores(val_model, world, "val", train_cfg.device)
+    val_scores = evaluate.split_scores(val_model, world, "val", train_cfg.device, train_cfg.precision)
     chosen = {name: evaluate.choose_gamma(val_model, world, name, scored=val_scores)
               for name in (HEADLINE, own_calibration)}
     for name, result in chosen.items():
@@ -113,7 +113,7 @@ def run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Module], train_c
     validation_seconds = time.time() - start
     model = build(world.seen_classes)
     history = train(model, world.images[sp["trainval"]], world.labels[sp["trainval"]], train_cfg, log=log)
-    test_scores = evaluate.split_scores(model, world, "test", train_cfg.device)
+    test_scores = evaluate.split_scores(model, world, "test", train_cfg.device, train_cfg.precision)
     report = {"_curves": {}}
     for name, prefix in ((HEADLINE, ""), (own_calibration, own_calibration + "_")):
         test = evaluate.evaluate(model, world, chosen[name].gamma, name, scored=test_scores)
@@ -136,7 +136,7 @@ def quick_run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Module], t
     model = build(world.seen_classes)
     tv = world.splits["trainval"]
     history = train(model, world.images[tv], world.labels[tv], train_cfg, log=log)
-    report = evaluate.evaluate(model, world, 0.0, HEADLINE, train_cfg.device)
+    report = evaluate.evaluate(model, world, 0.0, HEADLINE, train_cfg.device, precision=train_cfg.precision)
     return model, history, {k: 100 * report[k] for k in ("T1", "AUSUC")}
 
 
