@@ -201,6 +201,9 @@ def test_the_logged_terms_are_the_weighted_means_over_micro_batches():
     parts = [(0.25, {"a": torch.tensor(2.0), "total": torch.tensor(4.0)}),
              (0.75, {"a": torch.tensor(6.0), "total": torch.tensor(8.0)})]
     assert fetch_terms(parts) == {"a": 5.0, "total": 7.0}
+    reduced = []                                      # torchrun's mean over processes: on the device, before the read
+    halve = lambda t: reduced.append(t.shape) or t / 2
+    assert fetch_terms(parts, halve) == {"a": 2.5, "total": 3.5} and reduced == [(4,)]
     with pytest.raises(FloatingPointError, match=r"step 3: loss term\(s\) \['a'\] are not finite"):
         check_finite({"a": float("nan"), "total": float("nan")}, 3)
 

@@ -28,15 +28,14 @@ class Processes:
         if self.world > 1:
             dist.barrier()
 
-    def mean(self, values: dict[str, float]) -> dict[str, float]:
-        """The mean of each value over all processes (the loss terms each rank computed on its share)."""
+    def mean(self, values: torch.Tensor) -> torch.Tensor:
+        """The mean over all processes of `values` (each rank's loss terms on its share), computed
+        on the device, so that averaging adds no host-device synchronisation of its own. The
+        tensor is on the training device: CUDA for NCCL, the CPU for gloo."""
         if self.world == 1:
             return values
-        # NCCL reduces only CUDA tensors (gloo, the CPU backend, only CPU ones)
-        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
-        t = torch.tensor(list(values.values()), dtype=torch.float64, device=device)
-        dist.all_reduce(t)
-        return dict(zip(values, (t / self.world).tolist()))
+        dist.all_reduce(values)
+        return values / self.world
 
 
 def setup(device_type: str) -> Processes:

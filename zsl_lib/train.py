@@ -272,10 +272,13 @@ def check_finite(terms: dict[str, float], step: int) -> None:
                              f"({ {k: terms[k] for k in bad} }); lower the learning rate")
 
 
-def fetch_terms(parts: list[tuple[float, dict[str, torch.Tensor]]]) -> dict[str, float]:
+def fetch_terms(parts: list[tuple[float, dict[str, torch.Tensor]]],
+                reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
     """The weighted sum of each loss term over a step's micro-batches, (weight, terms) each, as
-    Python floats, read from the device in one transfer: the step's one host-device sync."""
-    values = iter(torch.stack([v.detach().float() for _, terms in parts for v in terms.values()]).tolist())
+    Python floats, read from the device in one transfer: the step's one host-device sync.
+    `reduce` (`Processes.mean` under torchrun) acts on the stacked values before the transfer."""
+    stacked = torch.stack([v.detach().float() for _, terms in parts for v in terms.values()])
+    values = iter((stacked if reduce is None else reduce(stacked)).tolist())
     summed: dict[str, float] = {}
     for weight, terms in parts:
         for k in terms:
@@ -428,9 +431,9 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
             scaler.update()
             opt.zero_grad(set_to_none=True)
         sched.step()
-        terms_sum = fetch_terms(parts)                                  # the step's one host-device sync
-        check_finite(terms_sum, step)
-        history.append({k: round(v, 5) for k, v in procs.mean(terms_sum).items()})
+        terms_sum = fetch_terms(parts, procs.mean)                      # the step's one host-device sync
+        check_finite(terms_sum, step)                                   # the mean over processes: all stop alike
+        history.append({k: round(v, 5) for k, v in terms_sum.items()})
         bar.update(1)
 
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
