@@ -405,21 +405,24 @@ def test_a_broken_own_dataset_gets_one_clear_line_and_exit_status_2(tmp_path, ca
     assert err.startswith("error: ") and re.search(message, err)
 
 
+TRAIN_TOY = ["train", "--config", str(ROOT / "configs" / "vspcn_toybirds.yaml")]
+
+
 @pytest.mark.parametrize("args, message", [
     (["train", "--config", "configs/nope.yaml"], r"no configuration file configs/nope.yaml; the repository ships"),
-    (["train", "--config", str(ROOT / "configs" / "vspcn_toybirds.yaml"), "--set", "train.lr_rate=1"],
+    ([*TRAIN_TOY, "--set", "train.lr_rate=1"],
      r"unknown key\(s\) \['lr_rate'\] in .*vspcn_toybirds.yaml, section 'train'"),
-    (["train", "--config", str(ROOT / "configs" / "vspcn_toybirds.yaml"), "--set", "calibration=softmax"],
+    ([*TRAIN_TOY, "--set", "calibration=softmax"],
      r"calibration = 'softmax' is not allowed; choose one of"),
     (["train", "--config", str(ROOT / "configs" / "vspcn_cub.yaml"), "--set", "data.root=/nowhere"],
      r"no benchmark index at /nowhere/CUB_index.json; run `python -m zsl_lib data prepare"),
-    (["train", "--config", str(ROOT / "configs" / "vspcn_toybirds.yaml"), "--set", "train.lr=abc"],
+    ([*TRAIN_TOY, "--set", "train.lr=abc"],
      r"section 'train': lr = 'abc' must be a number, e.g. lr=0.001"),
-    (["train", "--config", str(ROOT / "configs" / "vspcn_toybirds.yaml"), "--set", "train.steps=abc"],
+    ([*TRAIN_TOY, "--set", "train.steps=abc"],
      r"section 'train': steps = 'abc' must be a whole number, e.g. steps=300"),
-    (["train", "--config", str(ROOT / "configs" / "vspcn_toybirds.yaml"), "--set", "gamma=high"],
+    ([*TRAIN_TOY, "--set", "gamma=high"],
      r"gamma = 'high' must be a number or null, e.g. gamma=null"),
-    pytest.param(["train", "--config", str(ROOT / "configs" / "vspcn_toybirds.yaml"), "--set", "train.device=cuda"],
+    pytest.param([*TRAIN_TOY, "--set", "train.device=cuda"],
                  r"device 'cuda' was asked for, but torch sees no GPU; use 'auto' or 'cpu'",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
     (["train", "--config", str(ROOT / "configs" / "mgmrn_toybirds.yaml"), *sum((["--set", s] for s in (
