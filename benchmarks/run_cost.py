@@ -35,15 +35,12 @@ import time
 import torch
 
 from common import save_entries
-from zsl_lib import ablate, experiment, provenance
-from zsl_lib.mgmrn.experiment import FAMILY as MGMRN
+from zsl_lib import ablate, experiment, families, metrics, provenance
 from zsl_lib.runtime import torch_threads
 from zsl_lib.toyworld.dataset import ToyBirdsConfig, load_toybirds
 from zsl_lib.train import TrainConfig
-from zsl_lib.vspcn.experiment import FAMILY as VSPCN
 
 RUNS = ("vspcn:paper_default", "mgmrn:paper", "mgmrn:paper_free_readout", "mgmrn:official_code")
-FAMILIES = {family.name: family for family in (VSPCN, MGMRN)}
 GRID_WORLDS = (0, 1, 2)                      # the worlds `python -m zsl_lib.ablate` runs by default
 
 
@@ -51,21 +48,21 @@ def measure(run: str, world_seed: int, mode: str = "book", steps: int | None = N
     """One protocol run of `run` ("family:preset") on the world of `world_seed`, timed phase by
     phase; `steps` replaces the recipe's final-run steps (trials only)."""
     family_name, preset_name = run.split(":")
-    family = FAMILIES[family_name]
+    family = families.get(family_name)
     start = time.time()
     world = load_toybirds(ToyBirdsConfig.for_mode(mode, seed=world_seed))
     world_seconds = time.time() - start
     cfg = family.preset(preset_name)
     train_cfg = TrainConfig(**(family.recipe | ({"steps": steps} if steps else {})), seed=world_seed, device="cpu",
                             log_every=10_000)
-    report = experiment.run(world, lambda seen: family.build(world, cfg, seen, world_seed), train_cfg,
-                            log=lambda *_: None, own_calibration=family.own_calibration)
-    seconds = {"world": world_seconds, **report["_phase_seconds"], "all": time.time() - start}
+    protocol_run = experiment.run(world, lambda seen: family.build(world, cfg, seen, world_seed), train_cfg,
+                                  log=lambda *_: None, own_calibration=family.own_calibration)
+    seconds = {"world": world_seconds, **protocol_run.phase_seconds, "all": time.time() - start}
     return {"family": family_name, "preset": preset_name, "world": {"mode": mode, "seed": world_seed},
             "threads": torch.get_num_threads(),
             "steps": {"validation": experiment.validation_schedule(world, train_cfg).steps, "final": train_cfg.steps},
             "seconds": {phase: round(s, 1) for phase, s in seconds.items()},
-            "H": round(100 * report["H"], 2)}
+            "H": metrics.percent(protocol_run.metrics["H"])}
 
 
 def grid_budget(entry: dict) -> str:

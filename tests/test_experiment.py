@@ -34,20 +34,21 @@ def test_run_records_a_validation_curve_and_scores_each_split_once(smoke_world, 
 
     monkeypatch.setattr(evaluate, "class_scores", counted)
     cfg = TrainConfig(steps=150, batch_size=32, lr=1e-2, device="cpu", log_every=1000)
-    report = experiment.run(smoke_world, lambda seen: PixelReader(smoke_world.class_attributes, seen), cfg,
-                            log=lambda *_: None, own_calibration="stacking")
+    protocol_run = experiment.run(smoke_world, lambda seen: PixelReader(smoke_world.class_attributes, seen), cfg,
+                                  log=lambda *_: None, own_calibration="stacking")
     # smoke world: 780 `train` images, 24 batches of 32 an epoch; the validation run makes
     # round(150 * 780 / 1200) = 98 steps, so four epochs end, after 24, 48, 72 and 96 steps
-    curve = report["_validation_curve"]
+    curve = protocol_run.validation_curve
     assert [(p["epoch"], p["step"]) for p in curve] == [(1, 24), (2, 48), (3, 72), (4, 96)]
     assert all(0 <= p["H_val"] <= 1 for p in curve)
     # the curve's points and the chosen gammas score the validation images; the final model the test images once
     n_val = len(smoke_world.protocol("val")[0])            # 420 images (val_seen + val_unseen)
     n_test = len(smoke_world.protocol("test")[0])
     assert calls == [n_val] * (len(curve) + 1) + [n_test]
-    assert {"T1", "H", "stacking_H", "stacking_gamma"} <= set(report)
-    assert set(report["_phase_seconds"]) == {"validation", "final"} and min(report["_phase_seconds"].values()) > 0
-    stored = experiment.stored_metrics(report)
+    assert {"T1", "H", "stacking_H", "stacking_gamma"} <= set(protocol_run.metrics)
+    assert all(isinstance(v, (float, np.floating)) for v in protocol_run.metrics.values())   # numbers only
+    assert set(protocol_run.phase_seconds) == {"validation", "final"} and min(protocol_run.phase_seconds.values()) > 0
+    stored = experiment.stored_metrics(protocol_run)
     for name, ausuc in (("zscore_stacking", stored["AUSUC"]), ("stacking", stored["stacking_AUSUC"])):
         points = stored["seen_unseen"][name]
         assert points["U"][0] == 0 and points["S"][-1] == 0 and np.all(np.diff(points["gamma"]) > 0)
@@ -58,19 +59,20 @@ def test_run_records_a_validation_curve_and_scores_each_split_once(smoke_world, 
 def test_command_line_stores_a_run_with_provenance_and_a_curve_only_record(smoke_world, tmp_path):
     from dataclasses import dataclass
 
-    from zsl_lib import provenance
+    from zsl_lib import families, provenance
+    from zsl_lib.pixels import TOY
 
-    @dataclass
+    @dataclass(frozen=True)
     class Options:
-        name: str = "pixel_reader"
+        name: str = "default"
 
-    def build(world, cfg, seen, seed):
-        torch.manual_seed(seed)
-        return PixelReader(world.class_attributes, seen)
+    class FamilyPixelReader(PixelReader):                  # the model signature of a family: backbone unused
+        def __init__(self, backbone, word_vectors, class_attributes, seen_classes, cfg):
+            super().__init__(class_attributes.numpy(), seen_classes)
 
     recipe = dict(steps=60, batch_size=32, lr=1e-2, device="cpu", log_every=1000)
-    family = experiment.Family("pixel", lambda name: Options(name), build, recipe, own_calibration="stacking",
-                               default_preset="default")
+    family = families.Family("pixel", FamilyPixelReader, {"default": Options()}, "default", "toy_resnet_nopool_64",
+                             recipe, {}, "stacking", families.RealInput(64, TOY, "none"))
     args = ["--mode", "smoke", "--seed", "0", "--out"]
     experiment.main(family, args + [str(tmp_path / "run.json")])
     record = provenance.load_json(tmp_path / "run.json")

@@ -367,6 +367,7 @@ def mini_own(root: Path, classes: int = 5, per_class: int = 4, attributes: int =
 
 
 def test_a_dataset_of_ones_own_is_prepared_like_cub(tmp_path, monkeypatch, capsys):
+    from zsl_lib.pixels import IMAGENET
     from zsl_lib.realdata.dataset import load_benchmark
     monkeypatch.setenv("ZSL_CACHE", str(tmp_path / "cache"))
     root = mini_own(tmp_path / "mine")
@@ -374,7 +375,7 @@ def test_a_dataset_of_ones_own_is_prepared_like_cub(tmp_path, monkeypatch, capsy
     said = capsys.readouterr().out
     assert "own: 20 images, 5 classes, 6 attributes" in said
     assert "trainval 9, test_seen 3, test_unseen 8; validation protocol: train 4, val_seen 2, val_unseen 3" in said
-    world = load_benchmark(root / "own_index.json", "mgmrn", log=None)
+    world = load_benchmark(root / "own_index.json", 448, IMAGENET, log=None)
     assert world.images.shape == (20, 448, 448, 3) and list(world.unseen_classes) == [3, 4]
     assert list(world.trainclasses1) == [0, 1] and world.attribute_names[0] == "has_part_0"
     cfg = runconfig.from_dict({"model": "mgmrn", "preset": "paper", "calibration": "stacking",

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from zsl_lib import evaluate
+from zsl_lib.pixels import CLIP
 from zsl_lib.realdata import wordvectors
 from zsl_lib.realdata.dataset import load_benchmark
 from zsl_lib.realdata.prepare import attribute_names, prepare
@@ -156,7 +157,7 @@ def test_a_mini_archive_goes_through_the_whole_pipeline_into_a_model(tmp_path, m
     assert index["files"][0] == "001.Bird_0/Bird_0_0000.jpg" and index["labels"][0] == 0
     assert index["attribute_names"][0] == "has_part_0::colour_0"
 
-    world = load_benchmark(index_path, "vspcn", log=None)
+    world = load_benchmark(index_path, 224, CLIP, log=None)
     assert world.images.shape == (24, 224, 224, 3) and world.images.dtype == np.uint8
     assert list(world.seen_classes) == [0, 1, 2, 3] and list(world.unseen_classes) == [4, 5]
     sp = world.splits
@@ -200,7 +201,7 @@ def test_bad_inputs_give_one_clear_error(tmp_path, monkeypatch):
     image.write_bytes(b"truncated")
     index_path = prepare("CUB", root, log=None)
     with pytest.raises(ValueError, match=r"Bird_1_0002.jpg cannot be decoded .*re-download or replace"):
-        load_benchmark(index_path, "vspcn", log=None)
+        load_benchmark(index_path, 224, CLIP, log=None)
     image.write_bytes(saved)
 
     split = root / "xlsa17" / "data" / "CUB"
@@ -221,7 +222,7 @@ def test_bad_inputs_give_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"refusing .*only numpy arrays are accepted; convert the vectors to .npy"):
         wordvectors.load_vectors_file(tmp_path / "evil.pkl", 12)
     with pytest.raises(FileNotFoundError, match="no benchmark index at"):
-        load_benchmark(tmp_path / "none.json")
+        load_benchmark(tmp_path / "none.json", 224, CLIP)
 
 
 def read_index_from(folder, split):

@@ -21,7 +21,6 @@ more work per hour than one cell on two threads.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import time
@@ -29,8 +28,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Callable
 
-from . import experiment, provenance
+from . import experiment, families, provenance
 from .provenance import REPO_ROOT
 from .runtime import torch_threads
 
@@ -38,8 +38,6 @@ RESULTS = REPO_ROOT / "results" / "ablations"
 # Bumped when a change of the library changes what a stored cell would compute for the same
 # configuration; cells of another protocol version are run again.
 PROTOCOL = 1
-# Where each grid is declared (module, attribute): imported only when asked for.
-GRIDS = {"vspcn": ("zsl_lib.vspcn.ablations", "GRID"), "mgmrn": ("zsl_lib.mgmrn.ablations", "GRID")}
 
 
 @dataclass(frozen=True)
@@ -65,12 +63,15 @@ class Row:
 @dataclass(frozen=True)
 class Grid:
     """A family's rows, the row every other is compared with (`reference`, the full model), and
-    `sections`: the paper's tables and figures, each a tuple of row keys in printing order."""
+    `sections`: the paper's tables and figures, each a tuple of row keys in printing order.
+    `build` replaces the family's ToyBirds builder with one that computes the same function
+    faster (e.g. VSPCN's frozen trunk run once per image); None: `family.build`."""
     name: str
-    family: experiment.Family
+    family: families.Family
     rows: tuple[Row, ...]
     reference: str
     sections: dict[str, tuple[str, ...]]
+    build: Callable | None = None
 
     def __post_init__(self):
         keys = [row.key for row in self.rows]
@@ -127,11 +128,16 @@ def paper_direction(row: dict[str, float], versus: dict[str, float]) -> int | No
     return signs.pop() if len(signs) == 1 and 0 not in signs else None
 
 
+def grid_names() -> list[str]:
+    """The model families that declare an ablation grid (`families.Family.grid`)."""
+    return [name for name in families.names() if families.get(name).grid is not None]
+
+
 def load_grid(name: str) -> Grid:
-    if name not in GRIDS:
-        raise SystemExit(f"unknown grid {name!r}; grids: {sorted(GRIDS)}")
-    module, attribute = GRIDS[name]
-    return getattr(importlib.import_module(module), attribute)
+    """The ablation grid of model family `name`."""
+    if name not in grid_names():
+        raise SystemExit(f"unknown grid {name!r}; grids: {grid_names()}")
+    return families.get(name).ablation_grid()
 
 
 def cells(grid: Grid, worlds, rows=None) -> list[Cell]:
@@ -191,19 +197,21 @@ def compute_cell(cell: Cell, settings: Settings, out: Path, sha: str | None) -> 
     world = load_toybirds(ToyBirdsConfig(**config["world"]))
     cfg, train_cfg = model_config(grid, row), train_config(grid, row, cell.seed, settings)
 
-    def build(seen):
-        return grid.family.build(world, cfg, seen, cell.seed)
+    builder = grid.build or grid.family.build
 
-    report = experiment.run(world, build, train_cfg, log=lambda *_: None,
-                            own_calibration=grid.family.own_calibration)
+    def build(seen):
+        return builder(world, cfg, seen, cell.seed)
+
+    protocol_run = experiment.run(world, build, train_cfg, log=lambda *_: None,
+                                  own_calibration=grid.family.own_calibration)
     record = provenance.run_record(f"{cell.grid}/{cell.row}", config, [cell.seed],
-                                   experiment.stored_metrics(report), time.time() - start, sha)
-    record.update(label=row.label, ours=row.ours, world=cell.world, build=grid.family.build.__qualname__,
+                                   experiment.stored_metrics(protocol_run), time.time() - start, sha)
+    record.update(label=row.label, ours=row.ours, world=cell.world, build=builder.__qualname__,
                   cpu_time_s=round(time.process_time() - cpu_start, 1),
                   validation_steps=experiment.validation_schedule(world, train_cfg).steps)
     path = cell_path(out, cell)
     if settings.save_weights:
-        record["state_sha256"] = experiment.save_state(report["_model"], path.with_suffix(".pt"))
+        record["state_sha256"] = experiment.save_state(protocol_run.model, path.with_suffix(".pt"))
     provenance.save_json(path, record)
     return record
 
@@ -287,7 +295,7 @@ def run(grid: Grid, todo: list[Cell], settings: Settings, out: Path, jobs: int =
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m zsl_lib.ablate", description=__doc__.splitlines()[0])
-    parser.add_argument("grid", choices=sorted(GRIDS))
+    parser.add_argument("grid", choices=grid_names())
     parser.add_argument("--worlds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rows", nargs="+", help="only these rows (keys as in the grid's declaration)")
     parser.add_argument("--jobs", type=int, default=1, help="cells run side by side")

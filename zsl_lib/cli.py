@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import timm
 
-from . import checkpoint, distributed, evaluate, experiment, provenance, runconfig
+from . import checkpoint, distributed, evaluate, families, metrics, provenance, runconfig
 from .imagecache import AUGMENTATIONS, Rows
 from .realdata import own, wordvectors
 from .realdata.dataset import load_benchmark
@@ -43,30 +43,25 @@ def load_world(cfg: runconfig.RunConfig):
     """ToyBirds, or a real benchmark prepared under `data.root`."""
     if cfg.data.dataset == "toybirds":
         return load_toybirds(ToyBirdsConfig.for_mode(cfg.data.size, seed=cfg.data.seed))
-    return load_benchmark(Path(cfg.data.root) / f"{cfg.data.dataset}_index.json", cfg.model, seed=cfg.data.seed)
+    real_input = families.get(cfg.model).real_input
+    return load_benchmark(Path(cfg.data.root) / f"{cfg.data.dataset}_index.json", real_input.image_size,
+                          real_input.normalization, seed=cfg.data.seed)
 
 
 def build_model(cfg: runconfig.RunConfig, world, log=print):
     """The configured model with the seen classes of its protocol: the toy backbone of its family
     on ToyBirds, else the timm backbone `cfg.backbone` with the preset's per-dataset values."""
-    from . import mgmrn, vspcn
-    from .mgmrn.experiment import build as build_toy_mgmrn
-    from .vspcn.experiment import build as build_toy_vspcn
+    family = families.get(cfg.model)
     seen = world.trainclasses1 if cfg.protocol == "validation" else world.seen_classes
-    options = dict(cfg.model_options)
-    if cfg.model == "vspcn" and "losses" in options:          # e.g. model_options={losses: {mu_ed: 0}}
-        options["losses"] = vspcn.LossWeights(**options["losses"])
-    family, model_class, build_toy = {"vspcn": (vspcn, vspcn.VSPCN, build_toy_vspcn),
-                                      "mgmrn": (mgmrn, mgmrn.MgMRN, build_toy_mgmrn)}[cfg.model]
     if cfg.data.dataset == "toybirds":
-        return build_toy(world, family.preset(cfg.preset, **options), seen, cfg.train.seed)
+        return family.build(world, family.configure(cfg.preset, options=cfg.model_options), seen, cfg.train.seed)
     benchmark = cfg.data.dataset if cfg.data.dataset != own.NAME else None   # own data: the preset's defaults
-    model_cfg = family.preset(cfg.preset, benchmark, **options)             # the user's options win
+    model_cfg = family.configure(cfg.preset, benchmark, cfg.model_options)   # the user's options win
     word_vectors = attribute_vectors(cfg, world, log)
     # made after seeding (inside assemble), so a backbone with random frozen weights is the same in every process
     backbone = lambda: timm.create_model(cfg.backbone, pretrained=cfg.pretrained, num_classes=0)
-    return experiment.assemble(model_class, backbone, word_vectors, world.class_attributes, seen, model_cfg,
-                               cfg.train.seed)
+    return families.assemble(family.model_class, backbone, word_vectors, world.class_attributes, seen, model_cfg,
+                             cfg.train.seed)
 
 
 def attribute_vectors(cfg: runconfig.RunConfig, world, log=print) -> np.ndarray:
@@ -96,7 +91,7 @@ def validation_scores(cfg: runconfig.RunConfig, world):
     def on_epoch_end(model, epoch: int) -> dict:
         best = evaluate.choose_gamma(model, world, cfg.calibration, cfg.train.device,
                                     precision=cfg.train.precision)
-        return {"H": round(100 * best.H, 2), "U": round(100 * best.U, 2), "S": round(100 * best.S, 2),
+        return {"H": metrics.percent(best.H), "U": metrics.percent(best.U), "S": metrics.percent(best.S),
                 "gamma": round(best.gamma, 5)}
     return on_epoch_end
 
@@ -105,7 +100,7 @@ def test_scores(cfg: runconfig.RunConfig, world, model) -> dict:
     """Test-split report in percent at the configured gamma (0 when none was chosen: labelled)."""
     report = evaluate.evaluate(model, world, cfg.gamma or 0.0, cfg.calibration, cfg.train.device,
                                precision=cfg.train.precision)
-    scores = {k: round(100 * v, 2) for k, v in report.items() if isinstance(v, float)}
+    scores = {k: metrics.percent(v) for k, v in metrics.scalars(report).items()}
     scores["gamma"] = cfg.gamma
     scores["gamma_source"] = "config (chosen on validation)" if cfg.gamma is not None else "none: gamma = 0"
     return scores
@@ -141,14 +136,14 @@ def train_run(cfg: runconfig.RunConfig, run_dir: Path, resume: bool = False, log
         return {}
     if cfg.protocol == "validation":
         best = checkpoint.load(run_dir / "best.pt")
-        metrics = {k: best[k] for k in ("epoch", "step", "H", "U", "S", "gamma")}
+        result = {k: best[k] for k in ("epoch", "step", "H", "U", "S", "gamma")}
     else:
-        metrics = test_scores(cfg, world, model)
-    metrics["loss_first"], metrics["loss_last"] = history[0]["total"], history[-1]["total"]
+        result = test_scores(cfg, world, model)
+    result["loss_first"], result["loss_last"] = history[0]["total"], history[-1]["total"]
     provenance.save_json(run_dir / "result.json",
-                         provenance.run_record(run_dir.name, cfg.to_dict(), [cfg.train.seed], metrics,
+                         provenance.run_record(run_dir.name, cfg.to_dict(), [cfg.train.seed], result,
                                                time.time() - start, sha))
-    return metrics
+    return result
 
 
 def command_train(args) -> None:

@@ -21,7 +21,7 @@ import argparse
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -32,35 +32,11 @@ from .runtime import atomic_open
 from .toyworld.dataset import ToyBirds, ToyBirdsConfig, load_toybirds
 from .train import TrainConfig, train
 
+if TYPE_CHECKING:
+    from .families import Family
+
 HEADLINE, PAPER = "zscore_stacking", "eq19"      # PAPER: VSPCN's Eq. (19)
-SHARED = ("T1", "U_uncal", "S_uncal", "H_uncal", "_curve")   # the same under every calibration
-
-
-@dataclass(frozen=True)
-class Family:
-    """What the protocol, the command line and the ablation grids need of a model family.
-
-    `preset(name, **overrides)` gives a model configuration, `build(world, cfg, seen_classes,
-    seed)` the model, `recipe` the TrainConfig fields of its book-size run, `own_calibration`
-    the family's calibration (reported beside the headline one) and `default_preset` the
-    preset a run uses unless told otherwise."""
-    name: str
-    preset: Callable
-    build: Callable
-    recipe: dict
-    own_calibration: str
-    default_preset: str
-
-
-def assemble(model_class, backbone: Callable[[], torch.nn.Module], word_vectors: np.ndarray,
-             class_attributes: np.ndarray, seen_classes, cfg, seed: int) -> torch.nn.Module:
-    """`model_class(backbone, word vectors, class vectors, seen classes, cfg)` - VSPCN and Mg-MRN
-    share this signature - with per-class L2-normalised attribute vectors (as xlsa17's `att`)
-    and the new weights drawn after `torch.manual_seed(seed)`; `backbone()` is called after
-    seeding, so a backbone made inside it draws from the same stream on every run."""
-    att = class_attributes / np.linalg.norm(class_attributes, axis=1, keepdims=True)
-    torch.manual_seed(seed)
-    return model_class(backbone(), torch.tensor(word_vectors), torch.tensor(att), torch.tensor(seen_classes), cfg)
+SHARED = ("T1", "U_uncal", "S_uncal", "H_uncal")   # the same under every calibration
 
 
 def validation_schedule(world: ToyBirds, train_cfg: TrainConfig) -> TrainConfig:
@@ -78,7 +54,11 @@ def validation_run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Modul
                    log=print) -> tuple[torch.nn.Module, list[dict]]:
     """The protocol's first run: a model of the `trainclasses1` seen classes trained on `train` for the
     final run's epochs (`validation_schedule`), and its learning curve, the validation H (headline
-    calibration, best gamma) at each epoch end: [{"epoch", "step" (steps done), "H_val"}, ...]."""
+    calibration, best gamma) at each epoch end: [{"epoch", "step" (steps done), "H_val"}, ...].
+
+    Its last model chooses gamma; the epoch count is fixed in advance. (The command line's
+    `protocol: validation` also chooses the epoch: it keeps the best epoch by validation H, and the
+    final run it prepares, `RunConfig.final`, trains for that many epochs.)"""
     val_cfg = validation_schedule(world, train_cfg)
     batches_per_epoch = len(world.splits["train"]) // val_cfg.batch_size
     curve = []
@@ -90,18 +70,30 @@ def validation_run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Modul
 
     model = build(world.trainclasses1)
     train(model, world.images[world.splits["train"]], world.labels[world.splits["train"]], val_cfg, log=log,
-          on_epoch_end=validation_point)
+          on_epoch_end=validation_point, normalize=world.normalize)
     return model, curve
 
 
+@dataclass
+class ProtocolRun:
+    """What `run` returns. `metrics`: the test report (fractions) and the choices made, the
+    headline calibration's keys plain, those of the family's own calibration with its name as
+    prefix; `model` and `history`: the final model and its loss terms per step;
+    `validation_curve`: the validation run's learning curve (`validation_run`), which shows
+    whether the budget has reached the level where H stops rising; `curves`: the test split's
+    seen-unseen curve under each calibration; `phase_seconds`: the wall time of each run with
+    its scoring ("validation", "final")."""
+    metrics: dict[str, float]
+    model: torch.nn.Module
+    history: list[dict]
+    validation_curve: list[dict]
+    curves: dict[str, metrics.SeenUnseenCurve]
+    phase_seconds: dict[str, float]
+
+
 def run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Module], train_cfg: TrainConfig,
-        log=print, own_calibration: str = PAPER) -> dict:
-    """Both runs of the protocol, `build(seen_classes)` making each fresh model; returns the test
-    report (fractions) and the choices made: the headline calibration's keys plain, those of
-    `own_calibration` with its name as prefix. `_validation_curve` is the validation run's
-    learning curve (`validation_run`), which shows whether the budget has reached the level
-    where H stops rising; `_curves` the test split's seen-unseen curve under each calibration;
-    `_phase_seconds` the wall time of each run with its scoring ("validation", "final")."""
+        log=print, own_calibration: str = PAPER) -> ProtocolRun:
+    """Both runs of the protocol, `build(seen_classes)` making each fresh model."""
     sp = world.splits
     start = time.time()
     val_model, curve = validation_run(world, build, train_cfg, log)
@@ -112,20 +104,20 @@ def run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Module], train_c
         log(f"validation ({name}): H {100 * result.H:.1f} at gamma {result.gamma:.4f} ({time.time() - start:.0f} s)")
     validation_seconds = time.time() - start
     model = build(world.seen_classes)
-    history = train(model, world.images[sp["trainval"]], world.labels[sp["trainval"]], train_cfg, log=log)
+    history = train(model, world.images[sp["trainval"]], world.labels[sp["trainval"]], train_cfg, log=log,
+                    normalize=world.normalize)
     test_scores = evaluate.split_scores(model, world, "test", train_cfg.device, train_cfg.precision)
-    report = {"_curves": {}}
+    report, curves = {}, {}
     for name, prefix in ((HEADLINE, ""), (own_calibration, own_calibration + "_")):
         test = evaluate.evaluate(model, world, chosen[name].gamma, name, scored=test_scores)
-        test["H_val"] = chosen[name].H
-        report["_curves"][name] = test["_curve"]
+        curves[name] = test["_curve"]
+        test = metrics.scalars(test) | {"H_val": chosen[name].H}
         report |= {prefix + k: v for k, v in test.items() if not (prefix and k in SHARED)}
     report.update(chance_T1=1.0 / len(world.unseen_classes),
                   loss_first=float(np.mean([h["total"] for h in history[:10]])),
-                  loss_last=float(np.mean([h["total"] for h in history[-10:]])),
-                  _model=model, _history=history, _validation_curve=curve,
-                  _phase_seconds={"validation": validation_seconds, "final": time.time() - start - validation_seconds})
-    return report
+                  loss_last=float(np.mean([h["total"] for h in history[-10:]])))
+    return ProtocolRun(report, model, history, curve, curves,
+                       {"validation": validation_seconds, "final": time.time() - start - validation_seconds})
 
 
 def quick_run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Module], train_cfg: TrainConfig, log=print):
@@ -135,7 +127,7 @@ def quick_run(world: ToyBirds, build: Callable[[np.ndarray], torch.nn.Module], t
     honestly without a validation run. Returns (model, loss history, {T1, AUSUC} in %)."""
     model = build(world.seen_classes)
     tv = world.splits["trainval"]
-    history = train(model, world.images[tv], world.labels[tv], train_cfg, log=log)
+    history = train(model, world.images[tv], world.labels[tv], train_cfg, log=log, normalize=world.normalize)
     report = evaluate.evaluate(model, world, 0.0, HEADLINE, train_cfg.device, precision=train_cfg.precision)
     return model, history, {k: 100 * report[k] for k in ("T1", "AUSUC")}
 
@@ -189,19 +181,19 @@ def main(family: Family, argv=None) -> None:
 
     if args.curve_only:
         _, curve = validation_run(world, build_seen, train_cfg)
-        metrics = {"validation_curve": percent_curve(curve)}
-        record = provenance.run_record(f"{family.name}_{args.mode}_curve", config, [args.seed], metrics,
+        stored = {"validation_curve": percent_curve(curve)}
+        record = provenance.run_record(f"{family.name}_{args.mode}_curve", config, [args.seed], stored,
                                        time.time() - start, sha)
         provenance.save_json(args.out, record)
-        print(metrics)
+        print(stored)
         return
-    report = run(world, build_seen, train_cfg, own_calibration=family.own_calibration)
-    state_sha = save_state(report["_model"], args.out.with_suffix(".pt"))
-    metrics = stored_metrics(report)
-    record = provenance.run_record(f"{family.name}_{args.mode}", config, [args.seed], metrics, time.time() - start, sha)
+    protocol_run = run(world, build_seen, train_cfg, own_calibration=family.own_calibration)
+    state_sha = save_state(protocol_run.model, args.out.with_suffix(".pt"))
+    stored = stored_metrics(protocol_run)
+    record = provenance.run_record(f"{family.name}_{args.mode}", config, [args.seed], stored, time.time() - start, sha)
     record["state_sha256"] = state_sha
     provenance.save_json(args.out, record)
-    print(metrics)
+    print(stored)
 
 
 def calibration_record(family: Family) -> dict:
@@ -209,18 +201,18 @@ def calibration_record(family: Family) -> dict:
     return {"headline": HEADLINE, family.own_calibration + "_": family.own_calibration}
 
 
-def stored_metrics(report: dict) -> dict:
-    """The metrics of a `run` report as stored and as the chapters print them: percent (rounded
+def stored_metrics(run: ProtocolRun) -> dict:
+    """The metrics of a protocol run as stored and as the chapters print them: percent (rounded
     to 0.01) except gammas and losses, the final run's loss in means of 25 steps, the
     validation curve in percent, and the test split's seen-unseen curve under each
     calibration (`curve_points`)."""
-    metrics = {k: (round(v, 5) if k.endswith("gamma") or k.startswith("loss") else round(100 * v, 2))
-               for k, v in report.items() if not k.startswith("_")}
-    metrics["loss_curve"] = [round(float(np.mean([h["total"] for h in report["_history"][i:i + 25]])), 4)
-                             for i in range(0, len(report["_history"]), 25)]
-    metrics["validation_curve"] = percent_curve(report["_validation_curve"])
-    metrics["seen_unseen"] = {name: curve_points(curve) for name, curve in report["_curves"].items()}
-    return metrics
+    stored = {k: (round(v, 5) if k.endswith("gamma") or k.startswith("loss") else metrics.percent(v))
+              for k, v in run.metrics.items()}
+    stored["loss_curve"] = [round(float(np.mean([h["total"] for h in run.history[i:i + 25]])), 4)
+                            for i in range(0, len(run.history), 25)]
+    stored["validation_curve"] = percent_curve(run.validation_curve)
+    stored["seen_unseen"] = {name: curve_points(curve) for name, curve in run.curves.items()}
+    return stored
 
 
 def curve_points(curve, points: int = 101) -> dict:
@@ -230,13 +222,13 @@ def curve_points(curve, points: int = 101) -> dict:
     k = np.unique(np.linspace(0, len(curve.S) - 1, points).round().astype(int))
     lower, upper = curve.lower[k], curve.upper[k]
     gamma = np.where(np.isinf(lower), upper, np.where(np.isinf(upper), lower, (lower + upper) / 2))
-    return {"gamma": [round(float(g), 5) for g in gamma], "U": [round(100 * float(u), 2) for u in curve.U[k]],
-            "S": [round(100 * float(v), 2) for v in curve.S[k]]}
+    return {"gamma": [round(float(g), 5) for g in gamma], "U": [metrics.percent(u) for u in curve.U[k]],
+            "S": [metrics.percent(v) for v in curve.S[k]]}
 
 
 def percent_curve(curve: list[dict]) -> list[dict]:
     """A validation curve as stored: H in percent, rounded."""
-    return [dict(point, H_val=round(100 * point["H_val"], 2)) for point in curve]
+    return [dict(point, H_val=metrics.percent(point["H_val"])) for point in curve]
 
 
 WORLD_COLUMNS = ("T1", "S_uncal", "H", "AUSUC")

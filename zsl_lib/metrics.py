@@ -61,6 +61,16 @@ def mean_sd(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return values.mean(axis), values.std(axis, ddof=1)
 
 
+def scalars(report: dict) -> dict:
+    """A report's numbers without its attachments (the keys that start with "_": a curve, scores)."""
+    return {k: v for k, v in report.items() if not k.startswith("_")}
+
+
+def percent(fraction: float, digits: int = 2) -> float:
+    """A fraction as the percent the stored results and the chapters print, rounded to `digits`."""
+    return round(100 * float(fraction), digits)
+
+
 def harmonic_mean(u: float, s: float) -> float:
     return 0.0 if u + s == 0 else 2 * u * s / (u + s)
 

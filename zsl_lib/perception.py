@@ -128,10 +128,10 @@ def study(mode: str, seeds, extractors, device="cpu", log=print) -> dict:
     per_world = []
     for seed in seeds:
         world = load_toybirds(ToyBirdsConfig.for_mode(mode, seed=seed))
-        row = {"seed": seed, "bayes": {k: round(100 * v, 1) for k, v in bayes_reader(world).items()}, "groups": {}}
+        row = {"seed": seed, "bayes": {k: metrics.percent(v, 1) for k, v in bayes_reader(world).items()}, "groups": {}}
         for extractor in extractors:
             scores = decodability(extract(extractor, world.images, device), world)
-            row["groups"][extractor] = {k: round(100 * v, 1) for k, v in scores.items()}
+            row["groups"][extractor] = {k: metrics.percent(v, 1) for k, v in scores.items()}
             log(f"world {seed} {extractor}: mean {np.mean(list(scores.values())) * 100:.1f} % | " +
                 " ".join(f"{k.removeprefix('has_')} {100 * v:.0f}" for k, v in scores.items()))
         per_world.append(row)
@@ -139,7 +139,7 @@ def study(mode: str, seeds, extractors, device="cpu", log=print) -> dict:
               "read_out": "ridge one-vs-rest on z-scored features, fit on trainval (seen classes), "
                           "strength per group chosen on train -> val_unseen; balanced accuracy on test_unseen",
               "ridge_grid": RIDGE_GRID.tolist()}
-    metrics_ = {"chance": {g.name: round(100 * chance(g), 1) for g in birds.GROUPS}, "per_world": per_world}
+    metrics_ = {"chance": {g.name: metrics.percent(chance(g), 1) for g in birds.GROUPS}, "per_world": per_world}
     return provenance.run_record(f"perception_{mode}", config, list(seeds), metrics_, time.time() - start, sha)
 
 

@@ -81,8 +81,8 @@ def extract(extractor: str, world: ToyBirds, device="cpu") -> np.ndarray:
 
 def public(result: dict) -> dict:
     """The JSON-able part of a probe result, in percent (gamma and hyper-parameters as they are)."""
-    keep = {k: v for k, v in result.items() if not k.startswith("_")}
-    return {k: (round(100 * v, 2) if k not in ("gamma", "alpha", "beta") else round(v, 6)) for k, v in keep.items()}
+    return {k: (metrics.percent(v) if k not in ("gamma", "alpha", "beta") else round(v, 6))
+            for k, v in metrics.scalars(result).items()}
 
 
 def run_study(mode: str, seeds, extractors=EXTRACTORS, device="cpu", log=print) -> dict:

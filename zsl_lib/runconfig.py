@@ -1,8 +1,8 @@
 """A training run's whole configuration: one YAML file, `--set key=value` overrides, checked.
 
-    model: vspcn                  # the model family: vspcn | mgmrn
+    model: vspcn                  # a registered model family (zsl_lib.families): vspcn | mgmrn
     preset: paper_default         # a preset of that family (vspcn: paper_default | code_exact;
-                                  #   mgmrn: paper | official_code)
+                                  #   mgmrn: paper | paper_free_readout | official_code)
     model_options: {adapter: false, losses: {mu_ed: 0.0}}   # fields of the preset's config to change
     protocol: validation          # "validation": train on `train`, evaluate on the validation
                                   #   classes each epoch, keep the best epoch by H;
@@ -25,22 +25,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
-from pathlib import Path
 import types
 import typing
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from . import families
 from .evaluate import CALIBRATIONS
 from .imagecache import AUGMENTATIONS
-from .mgmrn.config import PRESETS as MGMRN_PRESETS, MgMRNConfig
-from .realdata.dataset import INPUTS
 from .train import OPTIMIZERS, PRECISIONS, SAMPLERS, SCHEDULES, TrainConfig
-from .vspcn.config import PRESETS as VSPCN_PRESETS, LossWeights, VSPCNConfig
-
-MODELS = {"vspcn": (VSPCN_PRESETS, VSPCNConfig), "mgmrn": (MGMRN_PRESETS, MgMRNConfig)}
 PROTOCOLS = ("validation", "final")
 DATASETS = ("toybirds", "CUB", "SUN", "AWA2", "own")   # own: a dataset of yours (zsl_lib.realdata.own)
 TOYBIRDS_SIZES = ("smoke", "book")
@@ -81,12 +77,12 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):
-        _choice("model", self.model, MODELS)
-        presets, config_class = MODELS[self.model]
-        _choice("preset", self.preset, presets)
-        _known(f"model_options (fields of {config_class.__name__})", self.model_options, config_class)
-        if self.model == "vspcn" and isinstance(self.model_options.get("losses"), dict):
-            _known("model_options.losses (fields of LossWeights)", self.model_options["losses"], LossWeights)
+        family = families.get(self.model)
+        _choice("preset", self.preset, family.presets)
+        _known(f"model_options (fields of {family.config_class.__name__})", self.model_options, family.config_class)
+        for key, section in family.option_sections().items():
+            if isinstance(self.model_options.get(key), dict):
+                _known(f"model_options.{key} (fields of {section.__name__})", self.model_options[key], section)
         _choice("protocol", self.protocol, PROTOCOLS)
         _choice("calibration", self.calibration, CALIBRATIONS)
         _choice("data.dataset", self.data.dataset, DATASETS)
@@ -96,7 +92,7 @@ class RunConfig:
             raise ValueError(f"data.root is empty: dataset {self.data.dataset} needs the folder prepared by "
                              f"`python -m zsl_lib data prepare {self.data.dataset} --root DIR`")
         toy = self.data.dataset == "toybirds"
-        resolved = {"augment": self.data.augment or ("none" if toy else INPUTS[self.model][2])}
+        resolved = {"augment": self.data.augment or ("none" if toy else family.real_input.augment)}
         if not toy and self.data.word_vectors is None:
             resolved["word_vectors"] = f"w2v/{self.data.dataset}_attribute.pkl"
         object.__setattr__(self, "data", dataclasses.replace(self.data, **resolved))

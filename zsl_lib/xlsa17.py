@@ -22,7 +22,7 @@ import numpy as np
 import scipy.io
 
 from . import provenance
-from .realdata.dataset import validation_splits
+from .splits import validation_splits
 
 DATASETS = ("CUB", "SUN", "AWA2")
 SOURCE = "xlsa17.zip from Xian et al.'s 'Zero-Shot Learning - The Good, the Bad and the Ugly' page (MPI)"

@@ -1,8 +1,8 @@
 """A prepared benchmark (CUB, SUN, AWA2) with the interface ToyBirds has: images, labels, splits,
 the validation protocol, attributes, and the pixel normalisation its model expects.
 
-Images come from the uint8 cache (`zsl_lib.imagecache`), built at the preset's size the
-first time: 224 px for VSPCN, 448 px for Mg-MRN. The validation protocol is xlsa17's
+Images come from the uint8 cache (`zsl_lib.imagecache`), built the first time at the size the
+model family asks for (`zsl_lib.families.RealInput`: 224 px for VSPCN, 448 px for Mg-MRN). The validation protocol is xlsa17's
 class-level split: `trainclasses1` train, `valclasses1` are pseudo-unseen, and 20 % of each
 `trainclasses1` class's trainval images are held out as `val_seen`; the test splits are
 never touched. (xlsa17's image-level `train_loc` / `val_loc` overlap `test_seen_loc` on
@@ -16,15 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ..imagecache import build_cache
-from ..pixels import CLIP, IMAGENET, Normalization
+from ..pixels import Normalization
 from ..runtime import cache_dir
-from ..splits import SplitProtocol
-
-
-# What each model's code feeds its backbone: VSPCN, CLIP statistics at 224 px and no augmentation;
-# Mg-MRN, ImageNet statistics at 448 px, trained with random crops and flips ("crop_flip", the
-# default of `data.augment`; zsl_lib.imagecache.AUGMENTATIONS).
-INPUTS = {"vspcn": (224, CLIP, "none"), "mgmrn": (448, IMAGENET, "crop_flip")}
+from ..splits import SplitProtocol, validation_splits
 
 
 class RealBenchmark(SplitProtocol):
@@ -53,33 +47,16 @@ class RealBenchmark(SplitProtocol):
                 f"{self.class_attributes.shape[1]} attributes)")
 
 
-def validation_splits(labels: np.ndarray, trainval: np.ndarray, valclasses1: np.ndarray,
-                      val_seen_fraction: float, seed: int) -> dict[str, np.ndarray]:
-    """`train`, `val_seen`, `val_unseen` from trainval images only, per class, seeded."""
-    rng = np.random.default_rng(seed)
-    out = {"train": [], "val_seen": [], "val_unseen": []}
-    for c in np.unique(labels[trainval]):
-        idx = rng.permutation(trainval[labels[trainval] == c])
-        if c in valclasses1:
-            out["val_unseen"].append(idx)
-        else:
-            n_val = max(1, round(len(idx) * val_seen_fraction))
-            out["val_seen"].append(idx[:n_val])
-            out["train"].append(idx[n_val:])
-    return {k: np.sort(np.concatenate(v)) for k, v in out.items()}
-
-
-def load_benchmark(index_path: str | Path, model: str = "vspcn", seed: int = 0, log=print) -> RealBenchmark:
-    """A benchmark from the index `prepare` wrote, with its images cached at the model's size."""
+def load_benchmark(index_path: str | Path, image_size: int, normalize: Normalization, seed: int = 0,
+                   log=print) -> RealBenchmark:
+    """A benchmark from the index `prepare` wrote, with its images cached as `image_size` px squares
+    and normalised by `normalize` (a model family's `real_input`)."""
     index_path = Path(index_path)
     if not index_path.is_file():
         raise FileNotFoundError(f"no benchmark index at {index_path}; run "
                                 f"`python -m zsl_lib data prepare <DATASET> --root <folder>` first")
-    if model not in INPUTS:
-        raise ValueError(f"model {model!r}: choose one of {sorted(INPUTS)}")
     index = json.loads(index_path.read_text())
-    size, normalize, _ = INPUTS[model]
     root = Path(index["images_root"])
-    images = build_cache([root / f for f in index["files"]], size,
-                         cache_dir() / f"{index['dataset']}_{size}px.npy", log=log)
+    images = build_cache([root / f for f in index["files"]], image_size,
+                         cache_dir() / f"{index['dataset']}_{image_size}px.npy", log=log)
     return RealBenchmark(index, images, normalize, seed=seed)

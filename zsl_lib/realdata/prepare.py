@@ -18,9 +18,9 @@ import numpy as np
 import scipy.io
 
 from .. import xlsa17
-from . import own
 from ..runtime import atomic_open
-from .dataset import validation_splits
+from ..splits import validation_splits
+from . import own
 
 SOURCES = {
     "CUB": "CUB_200_2011.tgz from the Caltech-UCSD Birds-200-2011 page (Caltech DATA)",

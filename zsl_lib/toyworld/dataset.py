@@ -24,7 +24,7 @@ import numpy as np
 
 from ..pixels import TOY
 from ..runtime import cache_dir
-from ..splits import SplitProtocol
+from ..splits import SplitProtocol, hold_out
 from . import birds
 
 MODES_IMAGES_PER_CLASS = {"smoke": 20, "book": 60}
@@ -159,12 +159,7 @@ def make_splits(config: ToyBirdsConfig, labels: np.ndarray, unseen: np.ndarray) 
         test, trainval = idx[:n_test], idx[n_test:]
         out["test_seen"].append(test)
         out["trainval"].append(trainval)
-        if c in valclasses1:
-            out["val_unseen"].append(trainval)
-        else:
-            n_val = max(1, round(len(trainval) * config.val_seen_fraction))
-            out["val_seen"].append(trainval[:n_val])
-            out["train"].append(trainval[n_val:])
+        hold_out(out, trainval, c in valclasses1, config.val_seen_fraction)
     splits = {k: np.sort(np.concatenate(v)) for k, v in out.items()}
     return {**splits, "trainclasses1": trainclasses1, "valclasses1": valclasses1}
 

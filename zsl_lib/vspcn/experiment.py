@@ -16,24 +16,27 @@ import functools
 import time
 from pathlib import Path
 
-from .. import experiment
-from ..backbones import load_or_pretrain
+from .. import experiment, families
 from ..memo import Memoised
-from ..semantics import attribute_word_vectors
-from ..toyworld.dataset import ToyBirds, ToyBirdsConfig, load_toybirds
+from ..pixels import CLIP
+from ..toyworld.dataset import ToyBirds, ToyBirdsConfig
 from ..train import TrainConfig
-from .config import TABLE2_ROWS, VSPCNConfig, preset, table2_row
+from .config import PRESETS, TABLE2_ROWS, VSPCNConfig, preset, table2_row
 from .model import VSPCN
 
 BOOK_RECIPE = dict(steps=300, batch_size=64, lr=1e-3)
-
-
-def build(world: ToyBirds, cfg: VSPCNConfig, seen_classes, seed: int = 0) -> VSPCN:
-    """VSPCN on the toy-pretrained ViT with ToyBirds' GloVe attribute vectors and
-    per-class L2-normalised attribute vectors (as xlsa17's `att`)."""
-    return experiment.assemble(VSPCN, lambda: load_or_pretrain("toy_vit_hybrid_64"),
-                               attribute_word_vectors(world.attribute_phrases), world.class_attributes,
-                               seen_classes, cfg, seed)
+FAMILY = families.register(families.Family(
+    name="vspcn", model_class=VSPCN, presets=PRESETS, make_preset=preset, default_preset="paper_default",
+    toy_backbone="toy_vit_hybrid_64", recipe=BOOK_RECIPE,
+    quick_steps={"smoke": dict(steps=60, batch_size=32), "book": dict(steps=400, batch_size=64)},
+    own_calibration=experiment.PAPER,
+    # the released code feeds its ViT CLIP-normalised 224 px images, without augmentation
+    real_input=families.RealInput(224, CLIP, "none"), grid="zsl_lib.vspcn.ablations:GRID"))
+# The chapters' names for the family's builders: `build(world, cfg, seen_classes, seed)` makes VSPCN on the
+# toy-pretrained ViT; `short_schedule(mode, seed, device)` gives the short comparisons' world and
+# schedule (60 steps of 32 images on the smoke world, 400 of 64 at book size); `load_trained(record,
+# state_path)` rebuilds a stored run's final model.
+build, short_schedule, load_trained = FAMILY.build, FAMILY.short_schedule, FAMILY.load_trained
 
 
 @functools.lru_cache(maxsize=1)
@@ -58,14 +61,6 @@ def run(world: ToyBirds, cfg: VSPCNConfig, train_cfg: TrainConfig, log=print) ->
     return experiment.run(world, lambda seen: build(world, cfg, seen, train_cfg.seed), train_cfg, log)
 
 
-def short_schedule(mode: str, seed: int = 0, device: str = "auto") -> tuple[ToyBirds, TrainConfig]:
-    """The chapters' short comparisons: 60 steps of 32 images on the smoke world in "smoke"
-    mode, 400 steps of 64 on the book-size world otherwise."""
-    world = load_toybirds(ToyBirdsConfig.for_mode("smoke" if mode == "smoke" else "book", seed=seed))
-    steps, batch = (60, 32) if mode == "smoke" else (400, 64)
-    return world, TrainConfig(steps=steps, batch_size=batch, seed=seed, device=str(device), log_every=steps)
-
-
 def compare_rows(world: ToyBirds, rows, train_cfg: TrainConfig, log=print) -> dict[int, dict]:
     """`zsl_lib.experiment.quick_run` of several Table 2 rows on one schedule, printing each row's T1 and AUSUC:
     {row: {"model", "history", "T1", "AUSUC", "seconds"}}."""
@@ -79,20 +74,6 @@ def compare_rows(world: ToyBirds, rows, train_cfg: TrainConfig, log=print) -> di
             f"({train_cfg.steps} steps, {results[row]['seconds']:.0f} s)")
     log(f"chance T1: {100 / len(world.unseen_classes):.1f} %")
     return results
-
-
-def load_trained(record: dict, state_path: Path) -> tuple[VSPCN, ToyBirds]:
-    """The final model of a stored run and its world: rebuilt from the recorded world and
-    preset, with the trained parameters of `state_path` (checked against the record's sha256)."""
-    config = record["config"]
-    world = load_toybirds(ToyBirdsConfig(**config["world"]))
-    cfg = preset(config["preset"])
-    model = build(world, cfg, world.seen_classes, config["train"]["seed"])
-    return experiment.load_state(model, record, state_path), world
-
-
-FAMILY = experiment.Family("vspcn", preset, build, BOOK_RECIPE, own_calibration=experiment.PAPER,
-                           default_preset="paper_default")
 
 
 def main(argv=None) -> None:
