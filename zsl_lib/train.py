@@ -69,8 +69,23 @@ class TrainConfig:
     progress: bool = False         # a tqdm bar (notebook-aware) instead of log lines
     workers: int = 0               # threads reading (e.g. decoding JPEGs) batches ahead of the step; 0: in the loop
 
-    def __post_init__(self):           # a YAML list of milestones becomes the tuple a default would be
-        object.__setattr__(self, "milestones", tuple(self.milestones))
+    def __post_init__(self):
+        """Refuse a value outside its allowed set with one line naming the field, the value and what
+        is allowed. Checks that need the data or the processes are made where those are known."""
+        object.__setattr__(self, "milestones", tuple(self.milestones))   # a YAML list becomes the default's tuple
+        for key, allowed in (("schedule", SCHEDULES), ("optimizer", OPTIMIZERS), ("sampler", SAMPLERS),
+                             ("precision", PRECISIONS)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"TrainConfig: {key} = {getattr(self, key)!r} is not one of {allowed}")
+        for key in ("steps", "batch_size", "grad_accum", "log_every"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"TrainConfig: {key} = {getattr(self, key)!r} must be a positive integer")
+        if self.batch_size % self.grad_accum:
+            raise ValueError(f"TrainConfig: batch_size = {self.batch_size} must be a multiple of "
+                             f"grad_accum = {self.grad_accum} (equal micro-batches)")
+        if self.sampler == "episodes" and self.batch_size != self.ways * self.shots:
+            raise ValueError(f"TrainConfig: batch_size = {self.batch_size} must equal ways x shots = "
+                             f"{self.ways} x {self.shots} with sampler 'episodes'; change one of them")
 
 
 # Fields a resumed run may change: they do not change what is computed.
@@ -163,13 +178,8 @@ def make_sampler(cfg: "TrainConfig", labels: np.ndarray,
                  steps_per_epoch: int | None = None) -> EpochSampler | EpisodeSampler:
     if steps_per_epoch is not None and cfg.sampler != "episodes":
         raise ValueError("steps_per_epoch is for the 'episodes' sampler; an epoch of the 'epoch' sampler is one pass")
-    if cfg.sampler not in SAMPLERS:
-        raise ValueError(f"sampler {cfg.sampler!r} is not one of {SAMPLERS}")
     if cfg.sampler == "epoch":
         return EpochSampler(len(labels), cfg.batch_size, cfg.seed)
-    if cfg.ways * cfg.shots != cfg.batch_size:
-        raise ValueError(f"sampler 'episodes': batch_size {cfg.batch_size} must equal ways x shots "
-                         f"= {cfg.ways} x {cfg.shots}; change one of them")
     return EpisodeSampler(labels, cfg.ways, cfg.shots, cfg.seed, steps_per_epoch)
 
 
@@ -183,8 +193,6 @@ def lr_factor(cfg: "TrainConfig", step: int) -> float:
 
 
 def make_optimizer(cfg: "TrainConfig", params) -> torch.optim.Optimizer:
-    if cfg.optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer {cfg.optimizer!r} is not one of {OPTIMIZERS}")
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -333,8 +341,6 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
     # --- optimiser, schedule, data order ----------------------------------------------
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(cfg, params)
-    if cfg.schedule not in SCHEDULES:
-        raise ValueError(f"schedule {cfg.schedule!r} is not one of {SCHEDULES}")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s))
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     sampler = make_sampler(cfg, labels, steps_per_epoch)
