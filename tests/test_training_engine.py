@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from zsl_lib import checkpoint, runconfig
-from zsl_lib.train import EpochSampler, TrainConfig, train
+from zsl_lib.train import EpochSampler, TrainConfig, lr_factor, train
 from zsl_lib.vspcn import LossWeights, preset
 from zsl_lib.vspcn.experiment import build
 
@@ -204,6 +204,19 @@ def test_config_errors_name_the_key_and_the_allowed_values(tmp_path):
             runconfig.load(CONFIG, [item])
     with pytest.raises(FileNotFoundError, match="the repository ships configs/"):
         runconfig.load(tmp_path / "missing.yaml")
+
+
+def test_the_cosine_schedule_is_the_cosine_over_all_steps_times_the_warm_up_ramp():
+    cfg = TrainConfig(steps=100, warmup_steps=10, schedule="cosine")
+    # step: ramp (step + 1) / 10 until 1, times 0.5 (1 + cos(pi step / 100)), computed by hand
+    by_hand = {0: 0.1 * 1.0,                        # cos(0) = 1
+               4: 0.5 * 0.5 * (1 + 0.9921147013),   # cos(0.04 pi)
+               9: 1.0 * 0.5 * (1 + 0.9602936857),   # cos(0.09 pi): the ramp's last step
+               10: 0.5 * (1 + 0.9510565163),        # cos(0.1 pi): the cosine was not delayed (not 1.0)
+               50: 0.5 * (1 + 0.0),                 # cos(pi / 2)
+               99: 0.5 * (1 - 0.9995065604),        # cos(0.99 pi)
+               100: 0.0, 130: 0.0}                  # cos(pi) = -1, and held there
+    assert {s: lr_factor(cfg, s) for s in by_hand} == pytest.approx(by_hand, abs=1e-10)
 
 
 @pytest.mark.parametrize("change, message", [

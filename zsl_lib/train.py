@@ -50,9 +50,10 @@ class TrainConfig:
     weight_decay: float = 1e-4     # L2-style, added to the gradient (as both papers' code)
     optimizer: str = "adam"        # "adam" (VSPCN) or "sgd" with `momentum` (Mg-MRN)
     momentum: float = 0.9
-    warmup_steps: int = 10         # linear warm-up; 0: none
-    schedule: str = "cosine"       # after warm-up: "cosine" decay to 0, "constant" (VSPCN: its code's step
-                                   #   decay never fires within 20 epochs), or
+    warmup_steps: int = 10         # a linear ramp over these first steps, multiplying the schedule; 0: none
+    schedule: str = "cosine"       # "cosine": from 1 at step 0 to 0 at `steps` (the ramp multiplies its first
+                                   #   values, it does not delay it), "constant" (VSPCN: its code's step decay
+                                   #   never fires within 20 epochs), or
     milestones: tuple = ()         #   "multistep": lr x `decay` at each of these steps (Mg-MRN's StepLR)
     decay: float = 0.1
     grad_clip: float = 1.0         # max gradient norm; 0: no clipping
@@ -185,7 +186,11 @@ def make_sampler(cfg: "TrainConfig", labels: np.ndarray,
 
 
 def lr_factor(cfg: "TrainConfig", step: int) -> float:
-    """The learning rate of `step` (from 0) as a fraction of `cfg.lr`."""
+    """The learning rate of `step` (from 0) as a fraction of `cfg.lr`: the linear warm-up ramp
+    (step + 1) / warmup_steps during the first `warmup_steps` steps (then 1) times the schedule,
+    "cosine" 0.5 (1 + cos(pi step / steps)) over all `steps` from step 0, "multistep" `decay` to
+    the number of milestones reached, or "constant" 1. The cosine is not shifted to start after the
+    warm-up: when the ramp ends, the factor continues on the cosine where it stands."""
     if cfg.schedule == "cosine":
         return warmup_cosine(step, cfg.warmup_steps, cfg.steps)
     if cfg.schedule == "multistep":
