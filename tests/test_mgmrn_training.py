@@ -136,7 +136,7 @@ def test_shipped_configs_load(name):
     if name != "mgmrn_toybirds":
         assert cfg.train.sampler == "episodes" and cfg.calibration == "stacking"
         assert cfg.backbone.startswith("resnet101")
-    with pytest.raises(ValueError, match="train.batch_size 8 must equal train.ways x train.shots"):
+    with pytest.raises(ValueError, match="section 'train': TrainConfig: batch_size = 8 must equal ways x shots = 16 x 2"):
         runconfig.load(ROOT / "configs" / f"{name}.yaml", ["train.sampler=episodes", "train.batch_size=8",
                                                            "train.ways=16", "train.shots=2"])
 

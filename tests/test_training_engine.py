@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from zsl_lib import checkpoint, runconfig
-from zsl_lib.train import EpochSampler, TrainConfig, train
+from zsl_lib.train import EpochSampler, TrainConfig, lr_factor, train
 from zsl_lib.vspcn import LossWeights, preset
 from zsl_lib.vspcn.experiment import build
 
@@ -193,9 +193,9 @@ def test_config_errors_name_the_key_and_the_allowed_values(tmp_path):
         "preset=paper": r"preset = 'paper' is not allowed; choose one of \['code_exact', 'paper_default'\]",
         "protocol=test": r"protocol = 'test' is not allowed",
         "data.size=full": r"data.size = 'full' is not allowed; choose one of \['book', 'smoke'\]",
-        "train.precision=fp8": r"train.precision = 'fp8' is not allowed",
+        "train.precision=fp8": r"section 'train': TrainConfig: precision = 'fp8' is not one of \('auto', ",
         "model_options={depth: 3}": r"unknown key\(s\) \['depth'\] in model_options",
-        "train.steps=0": r"train.steps = 0: must be a positive integer",
+        "train.steps=0": r"section 'train': TrainConfig: steps = 0 must be a positive integer",
         "data.dataset=CUB": r"data.root is empty: dataset CUB needs",
         "steps": r"write key=value",
     }
@@ -204,6 +204,39 @@ def test_config_errors_name_the_key_and_the_allowed_values(tmp_path):
             runconfig.load(CONFIG, [item])
     with pytest.raises(FileNotFoundError, match="the repository ships configs/"):
         runconfig.load(tmp_path / "missing.yaml")
+
+
+def test_the_cosine_schedule_is_the_cosine_over_all_steps_times_the_warm_up_ramp():
+    cfg = TrainConfig(steps=100, warmup_steps=10, schedule="cosine")
+    # step: ramp (step + 1) / 10 until 1, times 0.5 (1 + cos(pi step / 100)), computed by hand
+    by_hand = {0: 0.1 * 1.0,                        # cos(0) = 1
+               4: 0.5 * 0.5 * (1 + 0.9921147013),   # cos(0.04 pi)
+               9: 1.0 * 0.5 * (1 + 0.9602936857),   # cos(0.09 pi): the ramp's last step
+               10: 0.5 * (1 + 0.9510565163),        # cos(0.1 pi): the cosine was not delayed (not 1.0)
+               50: 0.5 * (1 + 0.0),                 # cos(pi / 2)
+               99: 0.5 * (1 - 0.9995065604),        # cos(0.99 pi)
+               100: 0.0, 130: 0.0}                  # cos(pi) = -1, and held there
+    assert {s: lr_factor(cfg, s) for s in by_hand} == pytest.approx(by_hand, abs=1e-10)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"schedule": "linear"}, r"schedule = 'linear' is not one of \('cosine', 'constant', 'multistep'\)$"),
+    ({"optimizer": "adamw"}, r"optimizer = 'adamw' is not one of \('adam', 'sgd'\)$"),
+    ({"sampler": "classes"}, r"sampler = 'classes' is not one of \('epoch', 'episodes'\)$"),
+    ({"precision": "fp8"}, r"precision = 'fp8' is not one of \('auto', 'fp32', 'bf16', 'fp16'\)$"),
+    ({"steps": 0}, r"steps = 0 must be a positive integer$"),
+    ({"batch_size": -4}, r"batch_size = -4 must be a positive integer$"),
+    ({"grad_accum": 0}, r"grad_accum = 0 must be a positive integer$"),
+    ({"log_every": 0}, r"log_every = 0 must be a positive integer$"),
+    ({"batch_size": 30, "grad_accum": 4}, r"batch_size = 30 must be a multiple of grad_accum = 4"),
+    ({"sampler": "episodes", "batch_size": 8}, r"batch_size = 8 must equal ways x shots = 16 x 2 with sampler"),
+])
+def test_train_config_refuses_a_bad_value_in_one_line(change, message):
+    with pytest.raises(ValueError, match="^TrainConfig: " + message) as refused:
+        TrainConfig(**change)
+    assert "\n" not in str(refused.value)
+    with pytest.raises(ValueError, match="^config, section 'train': TrainConfig: " + message):   # a YAML train section
+        runconfig.from_dict({"train": change})
 
 
 def test_cli_evaluate_reports_the_checkpoint(tmp_path):

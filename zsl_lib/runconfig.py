@@ -36,7 +36,7 @@ import yaml
 from . import families
 from .evaluate import CALIBRATIONS
 from .imagecache import AUGMENTATIONS
-from .train import OPTIMIZERS, PRECISIONS, SAMPLERS, SCHEDULES, TrainConfig
+from .train import TrainConfig
 PROTOCOLS = ("validation", "final")
 DATASETS = ("toybirds", "CUB", "SUN", "AWA2", "own")   # own: a dataset of yours (zsl_lib.realdata.own)
 TOYBIRDS_SIZES = ("smoke", "book")
@@ -108,16 +108,6 @@ class RunConfig:
         if self.steps_per_epoch is not None and (self.steps_per_epoch < 1 or self.train.sampler != "episodes"):
             raise ValueError(f"steps_per_epoch = {self.steps_per_epoch}: must be a positive integer and needs "
                              "train.sampler = 'episodes' (an epoch of the 'epoch' sampler is one pass)")
-        _choice("train.precision", self.train.precision, PRECISIONS)
-        _choice("train.schedule", self.train.schedule, SCHEDULES)
-        _choice("train.optimizer", self.train.optimizer, OPTIMIZERS)
-        _choice("train.sampler", self.train.sampler, SAMPLERS)
-        if self.train.sampler == "episodes" and self.train.ways * self.train.shots != self.train.batch_size:
-            raise ValueError(f"train.sampler = 'episodes': train.batch_size {self.train.batch_size} must equal "
-                             f"train.ways x train.shots = {self.train.ways} x {self.train.shots}")
-        for key in ("steps", "batch_size", "grad_accum", "log_every"):
-            if getattr(self.train, key) < 1:
-                raise ValueError(f"train.{key} = {getattr(self.train, key)}: must be a positive integer")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -229,8 +219,13 @@ def from_dict(raw: dict, source: str = "config") -> RunConfig:
         if key in sections:
             if not isinstance(value, dict):
                 raise ValueError(f"{source}: '{key}' must be a mapping, got {value!r}")
-            _known(f"{source}, section '{key}'", value, sections[key])
-            value = sections[key](**_checked_kinds(f"{source}, section '{key}'", value, sections[key]))
+            where = f"{source}, section '{key}'"
+            _known(where, value, sections[key])
+            checked = _checked_kinds(where, value, sections[key])
+            try:
+                value = sections[key](**checked)
+            except ValueError as err:       # a value the section's own check refuses (TrainConfig's)
+                raise ValueError(f"{where}: {err}") from None
         values[key] = value
     values |= _checked_kinds(source, {k: v for k, v in values.items() if k not in sections}, RunConfig)
     return RunConfig(**values)

@@ -108,7 +108,10 @@ def warmup(step: int, warmup_steps: int) -> float:
 
 
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
-    """Learning-rate factor: linear warm-up over `warmup_steps`, cosine decay to 0 at `total_steps`."""
+    """Learning-rate factor: a cosine over all `total_steps`, 0.5 (1 + cos(pi step / total_steps)),
+    from 1 at step 0 to 0 at `total_steps` (and 0 after), multiplied by the linear warm-up ramp
+    `warmup(step, warmup_steps)`. The cosine starts at step 0, not after the warm-up: once the ramp
+    reaches 1, the factor follows the cosine from where it stands."""
     return warmup(step, warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
 

@@ -23,8 +23,9 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint, metrics
 from .backbones import to_input
-from .distributed import setup
+from .distributed import Processes, setup
 from .runtime import (PRECISIONS, autocast_dtype, configure_cuda, resolve_device, seed_everything, warmup,
                       warmup_cosine)
 
@@ -49,9 +50,10 @@ class TrainConfig:
     weight_decay: float = 1e-4     # L2-style, added to the gradient (as both papers' code)
     optimizer: str = "adam"        # "adam" (VSPCN) or "sgd" with `momentum` (Mg-MRN)
     momentum: float = 0.9
-    warmup_steps: int = 10         # linear warm-up; 0: none
-    schedule: str = "cosine"       # after warm-up: "cosine" decay to 0, "constant" (VSPCN: its code's step
-                                   #   decay never fires within 20 epochs), or
+    warmup_steps: int = 10         # a linear ramp over these first steps, multiplying the schedule; 0: none
+    schedule: str = "cosine"       # "cosine": from 1 at step 0 to 0 at `steps` (the ramp multiplies its first
+                                   #   values, it does not delay it), "constant" (VSPCN: its code's step decay
+                                   #   never fires within 20 epochs), or
     milestones: tuple = ()         #   "multistep": lr x `decay` at each of these steps (Mg-MRN's StepLR)
     decay: float = 0.1
     grad_clip: float = 1.0         # max gradient norm; 0: no clipping
@@ -69,8 +71,23 @@ class TrainConfig:
     progress: bool = False         # a tqdm bar (notebook-aware) instead of log lines
     workers: int = 0               # threads reading (e.g. decoding JPEGs) batches ahead of the step; 0: in the loop
 
-    def __post_init__(self):           # a YAML list of milestones becomes the tuple a default would be
-        object.__setattr__(self, "milestones", tuple(self.milestones))
+    def __post_init__(self):
+        """Refuse a value outside its allowed set with one line naming the field, the value and what
+        is allowed. Checks that need the data or the processes are made where those are known."""
+        object.__setattr__(self, "milestones", tuple(self.milestones))   # a YAML list becomes the default's tuple
+        for key, allowed in (("schedule", SCHEDULES), ("optimizer", OPTIMIZERS), ("sampler", SAMPLERS),
+                             ("precision", PRECISIONS)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"TrainConfig: {key} = {getattr(self, key)!r} is not one of {allowed}")
+        for key in ("steps", "batch_size", "grad_accum", "log_every"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"TrainConfig: {key} = {getattr(self, key)!r} must be a positive integer")
+        if self.batch_size % self.grad_accum:
+            raise ValueError(f"TrainConfig: batch_size = {self.batch_size} must be a multiple of "
+                             f"grad_accum = {self.grad_accum} (equal micro-batches)")
+        if self.sampler == "episodes" and self.batch_size != self.ways * self.shots:
+            raise ValueError(f"TrainConfig: batch_size = {self.batch_size} must equal ways x shots = "
+                             f"{self.ways} x {self.shots} with sampler 'episodes'; change one of them")
 
 
 # Fields a resumed run may change: they do not change what is computed.
@@ -163,18 +180,17 @@ def make_sampler(cfg: "TrainConfig", labels: np.ndarray,
                  steps_per_epoch: int | None = None) -> EpochSampler | EpisodeSampler:
     if steps_per_epoch is not None and cfg.sampler != "episodes":
         raise ValueError("steps_per_epoch is for the 'episodes' sampler; an epoch of the 'epoch' sampler is one pass")
-    if cfg.sampler not in SAMPLERS:
-        raise ValueError(f"sampler {cfg.sampler!r} is not one of {SAMPLERS}")
     if cfg.sampler == "epoch":
         return EpochSampler(len(labels), cfg.batch_size, cfg.seed)
-    if cfg.ways * cfg.shots != cfg.batch_size:
-        raise ValueError(f"sampler 'episodes': batch_size {cfg.batch_size} must equal ways x shots "
-                         f"= {cfg.ways} x {cfg.shots}; change one of them")
     return EpisodeSampler(labels, cfg.ways, cfg.shots, cfg.seed, steps_per_epoch)
 
 
 def lr_factor(cfg: "TrainConfig", step: int) -> float:
-    """The learning rate of `step` (from 0) as a fraction of `cfg.lr`."""
+    """The learning rate of `step` (from 0) as a fraction of `cfg.lr`: the linear warm-up ramp
+    (step + 1) / warmup_steps during the first `warmup_steps` steps (then 1) times the schedule,
+    "cosine" 0.5 (1 + cos(pi step / steps)) over all `steps` from step 0, "multistep" `decay` to
+    the number of milestones reached, or "constant" 1. The cosine is not shifted to start after the
+    warm-up: when the ramp ends, the factor continues on the cosine where it stands."""
     if cfg.schedule == "cosine":
         return warmup_cosine(step, cfg.warmup_steps, cfg.steps)
     if cfg.schedule == "multistep":
@@ -183,8 +199,6 @@ def lr_factor(cfg: "TrainConfig", step: int) -> float:
 
 
 def make_optimizer(cfg: "TrainConfig", params) -> torch.optim.Optimizer:
-    if cfg.optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer {cfg.optimizer!r} is not one of {OPTIMIZERS}")
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -286,26 +300,10 @@ def fetch_terms(parts: list[tuple[float, dict[str, torch.Tensor]]],
     return summed
 
 
-def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, log=print,
-          run_dir: str | Path | None = None, resume: bool = False,
-          on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None,
-          transform: Callable[[torch.Tensor], torch.Tensor] | None = None, normalize=to_input,
-          steps_per_epoch: int | None = None) -> list[dict]:
-    """Train on uint8 images (N, H, W, 3) with class ids `labels` (N,); returns the loss history.
-
-    Adam or SGD (L2-style weight decay, as the papers' code) with linear warm-up and a cosine,
-    constant or step schedule, gradient clipping, fp32 on the CPU and bf16 autocast on CUDA.
-    A model with an `own_update(x, labels, optimizer, grad_clip, autocast)` method (Mg-MRN's
-    released per-stage steps) makes its backward passes and optimiser steps itself. The loss terms
-    are read from the device once per step, after the update (one host-device sync); a non-finite
-    term stops the run with the step and the term that went wrong. On CUDA, TF32 matmuls, cuDNN's
-    autotuner and channels-last inputs for CNNs are on (`runtime.configure_cuda`).
-    `on_epoch_end(model, epoch)` returns validation metrics (with "H" the best model is kept);
-    `normalize` turns uint8 pixels into the backbone's input (`dataset.normalize`); `transform`
-    augments that batch on the device; `steps_per_epoch` sets the length of an epoch of the
-    "episodes" sampler.
-    """
-    # --- set-up: processes, device, seeds ---------------------------------------------
+def join_processes(cfg: TrainConfig) -> tuple[torch.device, Processes]:
+    """The device and the process group (the processes `torchrun` started, or this one alone), each
+    process on its own GPU. Refuses a global batch that does not split evenly over the processes'
+    micro-batches."""
     device = resolve_device(cfg.device)
     procs = setup(device.type)
     if device.type == "cuda" and procs.world > 1:
@@ -314,150 +312,254 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
     if cfg.batch_size % (procs.world * cfg.grad_accum):
         raise ValueError(f"batch_size {cfg.batch_size} must split evenly over {procs.world} process(es) x "
                          f"grad_accum {cfg.grad_accum}; change batch_size or grad_accum")
-    seed_everything(cfg.seed)
-    if cfg.deterministic:
-        torch.use_deterministic_algorithms(True)
-    dtype = autocast_dtype(cfg.precision, device)
-    memory_format = configure_cuda(device, model, cfg.deterministic)
+    return device, procs
 
-    def autocast():
-        return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
-    model.to(device).train()
+def seen_columns(model: torch.nn.Module, labels: np.ndarray) -> np.ndarray:
+    """The training targets: the column of each class id of `labels` (N,) among `model.seen_classes`."""
     seen = model.seen_classes.cpu().numpy()
     try:
         targets, _ = metrics.columns(seen, labels, seen)
     except ValueError as err:
         raise ValueError(f"training labels include classes that are not the model's seen classes: {err}") from err
+    return targets
 
-    # --- optimiser, schedule, data order ----------------------------------------------
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = make_optimizer(cfg, params)
-    if cfg.schedule not in SCHEDULES:
-        raise ValueError(f"schedule {cfg.schedule!r} is not one of {SCHEDULES}")
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s))
-    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-    sampler = make_sampler(cfg, labels, steps_per_epoch)
-    own_update = getattr(model, "own_update", None)   # a model that steps the optimiser itself (Mg-MRN's code)
-    if own_update is not None and (procs.world > 1 or cfg.grad_accum > 1 or scaler.is_enabled() or cfg.compile):
-        raise ValueError(f"{type(model).__name__} makes its own optimiser steps ({own_update.__name__}): "
-                         "train it in one process with grad_accum 1, without fp16 and without compile")
-    history, records, best, first_step, epoch = [], [], None, 0, 0
 
-    # --- resume ------------------------------------------------------------------------
-    run_dir = Path(run_dir) if run_dir is not None else None
-    identity = {k: v for k, v in asdict(cfg).items() if k not in RESUME_MAY_CHANGE} | {"n_images": len(images)}
-    if resume:
-        if run_dir is None:
-            raise ValueError("resume=True needs the run_dir of the run to continue")
-        state = checkpoint.load(run_dir / "last.pt", config=identity)
-        checkpoint.load_trainable_state(model, state["model"], str(run_dir / "last.pt"))
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        sampler.load_state_dict(state["sampler"])
-        set_rng_state(state["rng"])
-        history, records, best, first_step = state["history"], state["records"], state["best"], state["step"]
-        epoch = sampler.epoch
-        log(f"resumed {run_dir} at step {first_step}/{cfg.steps} (epoch {epoch})")
-    on_gpu = device.type == "cuda"
-    reader = BatchReader(images, sampler, cfg.workers, pin=on_gpu, part=(procs.rank, procs.world))
+# A step's update: takes the micro-batches (weight, x, y, is_last), returns (weight, loss terms) per micro-batch.
+MicroBatch = tuple[float, torch.Tensor, torch.Tensor, bool]
+Update = Callable[[Iterable[MicroBatch]], list[tuple[float, dict[str, torch.Tensor]]]]
 
-    def save_checkpoint(step: int) -> None:
-        if run_dir is not None and procs.main:
-            checkpoint.save(run_dir / "last.pt", {
-                "config": identity, "step": step, "model": checkpoint.trainable_state(model),
-                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
-                "sampler": reader.state_dict(), "rng": rng_state(), "history": history, "records": records,
-                "best": best})
 
-    def write_record(record: dict) -> None:
-        records.append(record)
-        if run_dir is not None and procs.main:
-            with open(run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-            if board is not None:
-                group = "val" if "epoch" in record else "train"
-                for key, value in record.items():
-                    if key not in ("step", "epoch") and isinstance(value, (int, float)):
-                        board.add_scalar(f"{group}/{key}", value, record["step"])
-
-    board = tensorboard_writer(run_dir) if procs.main else None
-    if run_dir is not None and procs.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        # The log holds exactly what the checkpoint knows: lines of an interrupted tail are dropped.
-        (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-
+def wrapped_losses(model: torch.nn.Module, cfg: TrainConfig, procs: Processes, device: torch.device):
+    """`model.training_losses` as a module: under DDP with several processes, compiled if `cfg.compile`."""
     loss_fn = LossModule(model)
     if procs.world > 1:
         loss_fn = torch.nn.parallel.DistributedDataParallel(
             loss_fn, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
         loss_fn = torch.compile(loss_fn)
+    return loss_fn
 
-    # --- the loop -------------------------------------------------------------------------
-    bar = tqdm(total=cfg.steps, initial=first_step, disable=not (cfg.progress and procs.main), desc="train")
-    start = time.time()
-    for step in range(first_step, cfg.steps):
-        mine, epoch_done, pixels = reader.next()                        # this process's share of the batch
-        epoch += epoch_done
-        micro_batches = np.array_split(np.arange(len(mine)), cfg.grad_accum)
-        parts = []                                                      # (weight, loss terms) per micro-batch
-        for i, micro in enumerate(micro_batches):
-            rows = slice(micro[0], micro[-1] + 1)                       # a view: pinned pixels stay pinned
-            x = normalize(pixels[rows].to(device, non_blocking=True))   # (b, 3, H, W)
+
+def default_update(loss_fn, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, grad_clip: float,
+                   autocast: Callable, world: int) -> Update:
+    """The update of a model without its own. Each micro-batch (weight, x, y, is_last): the forward
+    pass under autocast, then outside it the backward pass of `weight` x its loss (its share of the
+    batch mean; scaled under fp16); gradients accumulate, and DDP averages them over the processes
+    at the last micro-batch only. Then unscale, clip the gradient norm to `grad_clip` (0: no
+    clipping), step and zero the gradients. Returns (weight, loss terms) per micro-batch, the terms
+    still on the device."""
+    params = [p for group in opt.param_groups for p in group["params"]]
+
+    def update(micro_batches: Iterable[MicroBatch]) -> list[tuple[float, dict[str, torch.Tensor]]]:
+        parts = []
+        for weight, x, y, last in micro_batches:
+            with nullcontext() if last or world == 1 else loss_fn.no_sync():
+                with autocast():
+                    terms = loss_fn(x, y)
+                scaler.scale(terms["total"] * weight).backward()
+            parts.append((weight, terms))
+        scaler.unscale_(opt)
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        opt.zero_grad(set_to_none=True)
+        return parts
+    return update
+
+
+def choose_update(model: torch.nn.Module, cfg: TrainConfig, procs: Processes, device: torch.device,
+                  opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, autocast: Callable) -> Update:
+    """The step's update, chosen once for the run: the model's own if it has a method
+    `own_update(x, labels, optimizer, grad_clip, autocast)` (it runs its forward passes inside
+    `autocast()`, makes its backward passes and optimiser steps itself and returns its loss terms,
+    as Mg-MRN's released per-stage steps do), else `default_update`. A model's own update takes whole
+    batches: it trains in one process, with grad_accum 1, without fp16 and without compile."""
+    own_update = getattr(model, "own_update", None)
+    if own_update is None:
+        loss_fn = wrapped_losses(model, cfg, procs, device)
+        return default_update(loss_fn, opt, scaler, cfg.grad_clip, autocast, procs.world)
+    if procs.world > 1 or cfg.grad_accum > 1 or scaler.is_enabled() or cfg.compile:
+        raise ValueError(f"{type(model).__name__} makes its own optimiser steps ({own_update.__name__}): "
+                         "train it in one process with grad_accum 1, without fp16 and without compile")
+
+    def update(micro_batches: Iterable[MicroBatch]) -> list[tuple[float, dict[str, torch.Tensor]]]:
+        return [(weight, own_update(x, y, opt, cfg.grad_clip, autocast)) for weight, x, y, _ in micro_batches]
+    return update
+
+
+class RunLog:
+    """The run's records: training losses every `log_every` steps, validation scores at epoch ends.
+
+    All are kept in `records` (checkpoints hold them). With a folder (the main process's run_dir)
+    each is also appended to folder/metrics.jsonl and, when tensorboard is installed, written to
+    folder/tensorboard. Opening rewrites metrics.jsonl from `records`, so that a resumed run's log
+    holds exactly what its checkpoint knows: the lines of an interrupted tail are dropped.
+    """
+
+    def __init__(self, folder: Path | None, records: list[dict]):
+        self.folder, self.records = folder, records
+        self.board = tensorboard_writer(folder)
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    def write(self, record: dict) -> None:
+        self.records.append(record)
+        if self.folder is None:
+            return
+        with open(self.folder / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.board is not None:
+            group = "val" if "epoch" in record else "train"
+            for key, value in record.items():
+                if key not in ("step", "epoch") and isinstance(value, (int, float)):
+                    self.board.add_scalar(f"{group}/{key}", value, record["step"])
+
+    def close(self) -> None:
+        if self.board is not None:
+            self.board.close()
+
+
+class TrainingRun:
+    """A run's set-up and everything that changes as it trains: device and processes, optimiser,
+    schedule, gradient scaler, batch reader, the chosen update, loss history, metrics log and best epoch.
+
+    With `resume` all of it continues from run_dir/last.pt. `save` writes that checkpoint (on the
+    main process, when there is a run_dir); `end_epoch` validates and keeps the best model.
+    """
+
+    def __init__(self, model: torch.nn.Module, images, labels: np.ndarray, cfg: TrainConfig,
+                 run_dir: str | Path | None, resume: bool, steps_per_epoch: int | None, log: Callable):
+        self.model, self.cfg = model, cfg
+        self.device, self.procs = join_processes(cfg)
+        seed_everything(cfg.seed)
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True)
+        dtype = autocast_dtype(cfg.precision, self.device)
+        self.memory_format = configure_cuda(self.device, model, cfg.deterministic)
+        autocast = partial(torch.autocast, self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+        model.to(self.device).train()
+        self.targets = seen_columns(model, labels)                              # (N,)
+        self.opt = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(cfg, s))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+        sampler = make_sampler(cfg, labels, steps_per_epoch)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.identity = {k: v for k, v in asdict(cfg).items() if k not in RESUME_MAY_CHANGE} | {"n_images": len(images)}
+        fresh = {"history": [], "records": [], "best": None, "step": 0}
+        state = self.restore(sampler, log) if resume else fresh
+        self.history, self.best, self.first_step = state["history"], state["best"], state["step"]
+        self.epoch = sampler.epoch
+        self.reader = BatchReader(images, sampler, cfg.workers, pin=self.device.type == "cuda",
+                                  part=(self.procs.rank, self.procs.world))
+        self.metrics_log = RunLog(self.run_dir if self.procs.main else None, state["records"])
+        self.update = choose_update(model, cfg, self.procs, self.device, self.opt, self.scaler, autocast)
+
+    def restore(self, sampler: EpochSampler | EpisodeSampler, log: Callable) -> dict:
+        """Load run_dir/last.pt into the model, optimiser, schedule, scaler, sampler and the global
+        random generators, and return it; a checkpoint of another configuration is refused."""
+        if self.run_dir is None:
+            raise ValueError("resume=True needs the run_dir of the run to continue")
+        state = checkpoint.load(self.run_dir / "last.pt", config=self.identity)
+        checkpoint.load_trainable_state(self.model, state["model"], str(self.run_dir / "last.pt"))
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        sampler.load_state_dict(state["sampler"])
+        set_rng_state(state["rng"])
+        log(f"resumed {self.run_dir} at step {state['step']}/{self.cfg.steps} (epoch {sampler.epoch})")
+        return state
+
+    def micro_batches(self, mine: np.ndarray, pixels: torch.Tensor, normalize: Callable,
+                      transform: Callable | None) -> Iterator[MicroBatch]:
+        """This process's batch (indices `mine`, uint8 `pixels` (b, H, W, 3)) as `grad_accum`
+        micro-batches (weight, x (b', 3, H, W), y (b',), is_last) on the device, each made when the
+        update asks for it."""
+        splits = np.array_split(np.arange(len(mine)), self.cfg.grad_accum)
+        for i, micro in enumerate(splits):
+            rows = slice(micro[0], micro[-1] + 1)                               # a view: pinned pixels stay pinned
+            x = normalize(pixels[rows].to(self.device, non_blocking=True))      # (b', 3, H, W)
             if transform is not None:
                 x = transform(x)
-            y = torch.from_numpy(targets[mine[rows]])
-            if on_gpu:                                                  # a copy from pageable memory would sync
-                x, y = x.contiguous(memory_format=memory_format), y.pin_memory()
-            y = y.to(device, non_blocking=True)
-            weight = len(micro) / len(mine)
-            last = i == len(micro_batches) - 1
-            sync = nullcontext() if last or procs.world == 1 else loss_fn.no_sync()
-            with sync:
-                if own_update is None:
-                    with autocast():
-                        terms = loss_fn(x, y)
-                    scaler.scale(terms["total"] * weight).backward()     # backward outside autocast
-                else:              # its own backward passes and optimiser steps (one micro-batch)
-                    terms = own_update(x, y, opt, cfg.grad_clip, autocast)
-            parts.append((weight, terms))
-        if own_update is None:
-            scaler.unscale_(opt)
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            opt.zero_grad(set_to_none=True)
-        sched.step()
-        terms_sum = fetch_terms(parts, procs.mean)                      # the step's one host-device sync
-        check_finite(terms_sum, step)                                   # the mean over processes: all stop alike
-        history.append({k: round(v, 5) for k, v in terms_sum.items()})
+            y = torch.from_numpy(self.targets[mine[rows]])
+            if self.device.type == "cuda":                                      # a copy from pageable memory would sync
+                x, y = x.contiguous(memory_format=self.memory_format), y.pin_memory()
+            yield len(micro) / len(mine), x, y.to(self.device, non_blocking=True), i == len(splits) - 1
+
+    def end_epoch(self, on_epoch_end: Callable[[torch.nn.Module, int], dict], step: int) -> None:
+        """Validate on the main process (`on_epoch_end(model, epoch)` returns metrics), log the scores
+        and keep the model with the best "H" in run_dir/best.pt; the other processes wait."""
+        if self.procs.main:
+            self.model.eval()
+            scores = on_epoch_end(self.model, self.epoch)
+            self.model.train()
+            self.metrics_log.write({"epoch": self.epoch, "step": step, **scores})
+            if "H" in scores and (self.best is None or scores["H"] > self.best["H"]):
+                self.best = {"epoch": self.epoch, "step": step, **scores}
+                if self.run_dir is not None:
+                    checkpoint.save(self.run_dir / "best.pt", {"config": self.identity, **self.best,
+                                                               "model": checkpoint.trainable_state(self.model)})
+        self.procs.barrier()
+
+    def save(self, step: int) -> None:
+        """Write run_dir/last.pt atomically: everything needed to continue exactly after `step` steps."""
+        if self.run_dir is not None and self.procs.main:
+            checkpoint.save(self.run_dir / "last.pt", {
+                "config": self.identity, "step": step, "model": checkpoint.trainable_state(self.model),
+                "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                "scaler": self.scaler.state_dict(), "sampler": self.reader.state_dict(), "rng": rng_state(),
+                "history": self.history, "records": self.metrics_log.records, "best": self.best})
+
+    def close(self) -> None:
+        self.reader.close()
+        self.metrics_log.close()
+
+
+def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, log=print,
+          run_dir: str | Path | None = None, resume: bool = False,
+          on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None,
+          transform: Callable[[torch.Tensor], torch.Tensor] | None = None, normalize=to_input,
+          steps_per_epoch: int | None = None) -> list[dict]:
+    """Train on uint8 images (N, H, W, 3) with class ids `labels` (N,); returns the loss history.
+
+    Adam or SGD (L2-style weight decay, as the papers' code), the learning rate of `lr_factor`,
+    gradient clipping, fp32 on the CPU and bf16 autocast on CUDA. A model with an
+    `own_update(x, labels, optimizer, grad_clip, autocast)` method (Mg-MRN's released per-stage
+    steps) makes its backward passes and optimiser steps itself (`choose_update`). The loss terms
+    are read from the device once per step, after the update (one host-device sync); a non-finite
+    term stops the run with the step and the term that went wrong. On CUDA, TF32 matmuls, cuDNN's
+    autotuner and channels-last inputs for CNNs are on (`runtime.configure_cuda`).
+    `on_epoch_end(model, epoch)` returns validation metrics (with "H" the best model is kept);
+    `normalize` turns uint8 pixels into the backbone's input (`dataset.normalize`); `transform`
+    augments that batch on the device; `steps_per_epoch` sets the length of an epoch of the
+    "episodes" sampler.
+    """
+    run = TrainingRun(model, images, labels, cfg, run_dir, resume, steps_per_epoch, log)   # set-up or resume
+    main = run.procs.main
+    bar = tqdm(total=cfg.steps, initial=run.first_step, disable=not (cfg.progress and main), desc="train")
+    start = time.time()
+    for step in range(run.first_step, cfg.steps):
+        mine, epoch_done, pixels = run.reader.next()                        # this process's share of the batch
+        run.epoch += epoch_done
+        parts = run.update(run.micro_batches(mine, pixels, normalize, transform))   # (weight, loss terms) each
+        run.sched.step()
+        terms = fetch_terms(parts, run.procs.mean)                          # the step's one host-device sync
+        check_finite(terms, step)                                           # the mean over processes: all stop alike
+        run.history.append({k: round(v, 5) for k, v in terms.items()})
         bar.update(1)
 
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
-            write_record({"step": step, **history[-1], "lr": sched.get_last_lr()[0]})
-            if not cfg.progress and procs.main:
-                log(f"step {step}/{cfg.steps} loss {history[-1]['total']:.4f} ({time.time() - start:.0f} s)")
+            run.metrics_log.write({"step": step, **run.history[-1], "lr": run.sched.get_last_lr()[0]})
+            if not cfg.progress and main:
+                log(f"step {step}/{cfg.steps} loss {run.history[-1]['total']:.4f} ({time.time() - start:.0f} s)")
         if epoch_done and on_epoch_end is not None:
-            if procs.main:
-                model.eval()
-                scores = on_epoch_end(model, epoch)
-                model.train()
-                write_record({"epoch": epoch, "step": step, **scores})
-                if "H" in scores and (best is None or scores["H"] > best["H"]):
-                    best = {"epoch": epoch, "step": step, **scores}
-                    if run_dir is not None:
-                        checkpoint.save(run_dir / "best.pt", {"config": identity, **best,
-                                                              "model": checkpoint.trainable_state(model)})
-            procs.barrier()
+            run.end_epoch(on_epoch_end, step)
         if epoch_done or (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0):
-            save_checkpoint(step + 1)
+            run.save(step + 1)
     bar.close()
-    reader.close()
-    if board is not None:
-        board.close()
-    save_checkpoint(cfg.steps)
+    run.close()
+    run.save(cfg.steps)
     model.eval()
-    return history
+    return run.history
