@@ -9,6 +9,7 @@ from zsl_lib import evaluate
 from zsl_lib.backbones import batch_to_input, load_or_pretrain
 from zsl_lib.mgmrn.losses import ar_loss, cosine_scores, sce_loss
 from zsl_lib.mgmrn.model import MgMRN, MgMRNConfig
+from zsl_lib.mgmrn.recorder import AttentionRecorder
 from zsl_lib.semantics import attribute_word_vectors
 from zsl_lib.train import TrainConfig, train
 
@@ -38,10 +39,11 @@ def test_losses_by_hand():
 def test_shapes(smoke_world, cfg):
     model = build(smoke_world, cfg)
     x = batch_to_input(smoke_world.images[:3])
-    z = model.forward_features(x)
+    with AttentionRecorder(model) as rec:
+        z = model.forward_features(x)
     assert len(z) == cfg.num_levels and all(zl.shape == (3, 42) for zl in z)
     assert model(x).shape == (3, 100)
-    memory = [d.last_attention.shape[-1] for d in model.decoders]        # tokens each decoder attended over
+    memory = [attention.shape[-1] for attention in rec.decoders]          # tokens each decoder attended over
     grid = 16                                                              # the toy ResNet's last stage: 4 x 4
     parts = cfg.num_parts if cfg.rfm_mode == "part_tokens" else 0
     assert memory == [(2 * grid if cfg.mrm != "off" and l < cfg.num_levels - 1 else grid) + parts
@@ -130,7 +132,6 @@ def test_the_codes_three_steps_per_batch_update_the_stages_unevenly(smoke_world)
 
 @pytest.mark.parametrize("rfm_mode", ["paper_mean", "part_tokens"])
 def test_the_recorder_returns_attribute_maps_and_region_masks(smoke_world, rfm_mode):
-    from zsl_lib.mgmrn.recorder import AttentionRecorder
     model = build(smoke_world, MgMRNConfig(decoder_hidden=64, rfm_mode=rfm_mode))
     x = batch_to_input(smoke_world.images[:3])
     with AttentionRecorder(model) as rec:

@@ -5,7 +5,8 @@ import pytest
 import timm
 import torch
 
-from zsl_lib.vspcn import VSPCN, LossWeights, VSPCNConfig, preset, table2_row
+from zsl_lib.vspcn import VSPCN, AttentionRecorder, LossWeights, VSPCNConfig, preset, table2_row
+from zsl_lib.recording import recorded
 from zsl_lib.vspcn import fusion, losses
 
 A, C, C_S, D_W = 6, 10, 7, 12
@@ -23,13 +24,15 @@ def test_fusion_module_shapes():
     assert fusion.WeakVisualPromptFusion(D)(prompt, patches).shape == (B, 1, D)
     assert fusion.WeakSemanticPromptFusion(D)(prompt, torch.randn(A, D)).shape == (1, D)
     svpf = fusion.StrongVisualPromptFusion(D, N, alpha=0.05, rho=0.9)
-    assert svpf(torch.randn(B, 1, D), patches).shape == (B, 1, D) and svpf.last_attention.shape == (B, 1, N)
     adapter = fusion.SemanticAdapter(D, beta=0.5)
-    assert adapter(torch.randn(B, A, D), patches).shape == (B, A, D) and adapter.last_attention.shape == (B, A, N)
     sspf = fusion.StrongSemanticPromptFusion(D, A, alpha=0.8)
-    assert sspf(torch.randn(B, 1, D), torch.randn(B, A, D)).shape == (B, 1, D)
-    assert sspf.last_attention.shape == (B, 1, A)
-    torch.testing.assert_close(sspf.last_attention.sum(-1), torch.ones(B, 1))
+    with recorded(svpf.attention_map) as svpf_maps, recorded(adapter.attention_map) as adapter_maps, \
+            recorded(sspf.attention_map) as sspf_maps:
+        assert svpf(torch.randn(B, 1, D), patches).shape == (B, 1, D)
+        assert adapter(torch.randn(B, A, D), patches).shape == (B, A, D)
+        assert sspf(torch.randn(B, 1, D), torch.randn(B, A, D)).shape == (B, 1, D)
+    assert svpf_maps[0].shape == (B, 1, N) and adapter_maps[0].shape == (B, A, N) and sspf_maps[0].shape == (B, 1, A)
+    torch.testing.assert_close(sspf_maps[0].sum(-1), torch.ones(B, 1))
 
 
 def test_svpf_and_sspf_equations():
@@ -124,11 +127,12 @@ def test_code_exact_differs_where_the_spec_says():
         opt.zero_grad()
         _grads_after_step(code)
         opt.step()
-    code.forward_features(torch.randn(2, 3, 64, 64))
-    for step in code.strong_steps:
+    with AttentionRecorder(code) as rec:
+        code.forward_features(torch.randn(2, 3, 64, 64))
+    for step, svpf_attention in zip(code.strong_steps, rec.fusion["svpf"]):
         assert step.svpf.q.weight.abs().sum() == 0 and step.svpf.k.weight.abs().sum() == 0
         expected = 0.05 / 64 + 0.95 * torch.softmax(step.svpf.bias, -1)
-        torch.testing.assert_close(step.svpf.last_attention, expected.expand(2, 1, 64))
+        torch.testing.assert_close(svpf_attention, expected.expand(2, 1, 64))
     # batch-mean adapter: an image's semantic prompt depends on the rest of its batch; per-instance does not
     x = torch.randn(3, 3, 64, 64)
     for model, shared in ((code, True), (paper, False)):
@@ -216,7 +220,6 @@ def test_total_loss_weights_and_switches():
 
 # ---- the attention recorder -------------------------------------------------------------------
 def test_recorder_shapes_and_fusion_maps():
-    from zsl_lib.vspcn import AttentionRecorder
     model = make(preset("paper_default")).eval()
     with AttentionRecorder(model) as rec:
         with torch.no_grad():
@@ -237,7 +240,6 @@ def test_recorder_shapes_and_fusion_maps():
 
 def test_recorded_attention_is_the_blocks_own():
     """softmax(q k^T * scale) from the hooked qkv, applied to v, reproduces the block's attention output."""
-    from zsl_lib.vspcn import AttentionRecorder
     model = make(preset("paper_default")).eval()
     attn = model.blocks[2].attn
     seen = {}

@@ -61,15 +61,16 @@ class MgMRN(nn.Module):
             maps[0] = self.backbone.maxpool(maps[0])                           # the stem after its max-pool
         if self.down is None:                                                  # mgm off: raw layer4 tokens
             return [self.decoders[0](tokens(maps[-1]))]
-        grids = [down(rfmb(f)) for f, rfmb, down in zip(maps, self.rfmb, self.down)]     # g_l (B, C, H, W)
+        mined = [rfmb(f) for f, rfmb in zip(maps, self.rfmb)]                   # (g_hat_l, region tokens or None)
+        grids = [down(g_hat) for (g_hat, _), down in zip(mined, self.down)]     # g_l (B, C, H, W)
         memories = []
-        for l, g in enumerate(grids):
+        for l, (g, (_, regions)) in enumerate(zip(grids, mined)):
             if self.scab is not None and l < len(grids) - 1:
                 u = self.scab[l](g, grids[l + 1:])                             # (B, 2HW, C), Eqs. (3)-(7)
             else:
                 u = tokens(g)                                                  # (B, HW, C)
-            if self.cfg.rfm_mode == "part_tokens":                             # + the stage's M region tokens
-                u = torch.cat([u, self.rfmb[l].last_region_tokens], dim=1)
+            if regions is not None:                                            # + the stage's M region tokens
+                u = torch.cat([u, regions], dim=1)
             memories.append(u)
         return [decoder(u) for decoder, u in zip(self.decoders, memories)]
 
