@@ -101,7 +101,8 @@ def test_table3_rows_3_and_4_are_the_same_function(smoke_world):
         a, b = without.eval()(x), with_rfmb.eval()(x)
     assert (a - b).abs().max() < 1e-2 * a.abs().max()
     baseline = build(smoke_world, replace(table3_row(1), decoder_hidden=64))
-    assert len(baseline.forward_features(x.float())) == 1 and baseline.down is None
+    assert len(baseline.forward_features(x.float())) == baseline.num_stages == 1 and baseline.down is None
+    assert baseline.cfg.num_levels == 3                                     # L as configured, unused without MgM
 
 
 def test_the_codes_three_steps_per_batch_update_the_stages_unevenly(smoke_world):

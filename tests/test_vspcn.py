@@ -77,7 +77,8 @@ def test_every_table2_row_runs(row):
     assert set(feats) == {"cls"} | ({"vp"} if cfg.vp else set()) | ({"sp"} if cfg.sp else set())
     assert all(v.shape == (2, 192) for v in feats.values())
     tokens, _ = model.input_tokens(torch.randn(2, 3, 64, 64))
-    assert tokens.shape == (2, 1 + int(cfg.vp) + int(cfg.sp) + 64, 192)   # (B, 1 + P + N, D)
+    assert model.num_prefix_tokens == 1 + int(cfg.vp) + int(cfg.sp)
+    assert tokens.shape == (2, model.num_prefix_tokens + 64, 192)          # (B, 1 + P + N, D)
     assert model.forward_head(feats).shape == (2, C)
 
 

@@ -162,11 +162,11 @@ def mgmrn_attention(model, images: np.ndarray) -> list[np.ndarray]:
     with MgMRNRecorder(model) as recorder:
         model(batch_to_input(images))
     maps = []
-    for l in range(len(model.decoders)):
+    for l in range(model.num_stages):
         attention = recorder.decoders[l].double()                                        # (B, A, N_l)
         positions = recorder.attribute_maps(l)[0, 0].numel()
         spatial = attention[..., :positions]                                              # g_l's tokens
-        if l < len(model.decoders) - 1 and model.scab is not None:
+        if l < model.num_stages - 1 and model.scab is not None:
             spatial = spatial + attention[..., positions:2 * positions]                   # + u_hat's tokens
         maps.append((spatial / spatial.sum(-1, keepdim=True)).numpy())
     return maps

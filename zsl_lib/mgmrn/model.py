@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
-from dataclasses import replace
+
 import torch
 import torch.nn as nn
 
@@ -18,45 +18,50 @@ from .losses import ar_loss, cosine_scores, sce_loss
 from .rfmb import DownsampleToGrid, RegionFeatureMining
 from .scab import SpatialChannelAttention, tokens
 
+
 class MgMRN(nn.Module):
     def __init__(self, backbone: nn.Module, word_vectors: torch.Tensor, class_attributes: torch.Tensor,
                  seen_classes, cfg: MgMRNConfig):
         super().__init__()
         self.cfg, self.backbone = cfg, backbone
-        if not cfg.mgm:                  # Table III rows 1-2: one decoder on the raw last stage's tokens
-            cfg = replace(cfg, num_levels=1)
-        stages = [dict(s) for s in backbone.feature_info[-cfg.num_levels:]]
-        if len(stages) < cfg.num_levels:
+        num_stages = cfg.num_levels if cfg.mgm else 1   # without MgM (Table III rows 1-2): the raw last stage
+        stages = [dict(s) for s in backbone.feature_info[-num_stages:]]
+        if len(stages) < num_stages:
             raise ValueError(f"num_levels={cfg.num_levels} but the backbone has {len(backbone.feature_info)} stages")
         # L = 5 reaches the stem. timm reports a ResNet's stem before its max-pool (reduction 2, 224 x 224
         # at 448 px); the paper's stem stage is the map after it (112 x 112), which the fifth
         # downsampling block halves three times instead of four.
         maxpool = getattr(backbone, "maxpool", None)
-        self.pool_stem = (cfg.num_levels == len(backbone.feature_info) and isinstance(maxpool, nn.MaxPool2d))
+        self.pool_stem = (num_stages == len(backbone.feature_info) and isinstance(maxpool, nn.MaxPool2d))
         if self.pool_stem:
             stages[0]["reduction"] *= maxpool.stride if isinstance(maxpool.stride, int) else maxpool.stride[0]
         channels = [s["num_chs"] for s in stages]
         width = channels[-1]                                                  # C, the common width
         halvings = [round(math.log2(stages[-1]["reduction"] / s["reduction"])) for s in stages]
         groups = math.gcd(32, width)
-        self.num_levels = cfg.num_levels
         self.rfmb = nn.ModuleList(RegionFeatureMining(c, cfg.num_parts, cfg.rfm_mode, width) for c in channels) \
             if cfg.mgm else None
         self.down = nn.ModuleList(DownsampleToGrid(c, width, h, groups) for c, h in zip(channels, halvings)) \
             if cfg.mgm else None
         self.scab = nn.ModuleList(
-            SpatialChannelAttention(width, cfg.num_levels - 1 - l, "scab" if cfg.mrm == "scab" else "concat_only",
+            SpatialChannelAttention(width, num_stages - 1 - l, "scab" if cfg.mrm == "scab" else "concat_only",
                                     cfg.scab_detach_coarse, cfg.scab_spatial_channels)
-            for l in range(cfg.num_levels - 1)) if cfg.mrm != "off" else None
+            for l in range(num_stages - 1)) if cfg.mrm != "off" else None
         self.decoders = nn.ModuleList(
             VisualSemanticDecoder(word_vectors, width, cfg.decoder_hidden or width // 2, cfg.vsd_scaled, cfg.vsd_head,
-                                  cfg.fix_zero_w2v) for _ in range(cfg.num_levels))
+                                  cfg.fix_zero_w2v) for _ in range(num_stages))
         self.register_buffer("class_attributes", class_attributes.float())   # (C_all, A)
         self.register_buffer("seen_classes", torch.as_tensor(seen_classes, dtype=torch.long))
 
+    @property
+    def num_stages(self) -> int:
+        """The stages the model decodes, one decoder each: L = `cfg.num_levels` with multi-granularity
+        (`cfg.mgm`), 1 without (the raw last stage)."""
+        return len(self.decoders)
+
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Predicted attribute vectors z_l (B, A), one per stage, finest first."""
-        maps = self.backbone.forward_intermediates(x, intermediates_only=True)[-self.num_levels:]
+        maps = self.backbone.forward_intermediates(x, intermediates_only=True)[-self.num_stages:]
         if self.pool_stem:
             maps[0] = self.backbone.maxpool(maps[0])                           # the stem after its max-pool
         if self.down is None:                                                  # mgm off: raw layer4 tokens
@@ -116,7 +121,7 @@ class MgMRN(nn.Module):
         loop reads them once after the step and stops on a non-finite total."""
         weight = self.cfg.lambda_ar if self.cfg.use_ar else 0.0
         terms = {}
-        for l in range(self.num_levels):
+        for l in range(self.num_stages):
             with autocast():
                 sce, ar = self.stage_loss(self.forward_features(x)[l], labels)
                 loss = sce + weight * ar

@@ -33,7 +33,7 @@ class AttentionRecorder(HookRecorder):
     def __init__(self, model: MgMRN):
         super().__init__()
         self.model = model
-        stages = len(model.decoders)
+        stages = model.num_stages
         self.decoders: list[torch.Tensor | None] = [None] * stages        # per stage (B, A, N_l)
         self.regions: list[torch.Tensor | None] = [None] * stages         # per stage (B, M, H_l, W_l)
         self.spatial_masks: list[torch.Tensor | None] = [None] * stages   # per stage < L (B, C or 1, H, W)
@@ -52,7 +52,7 @@ class AttentionRecorder(HookRecorder):
         """Stage `stage` (0 = finest): attention of every attribute over its grid, (B, A, H, W)."""
         attn = self.recorded_slots(self.decoders, "the decoders")[stage]
         extra = self.model.rfmb[stage].num_region_tokens if self.model.rfmb is not None else 0
-        last = stage == len(self.decoders) - 1 or self.model.scab is None
+        last = stage == self.model.num_stages - 1 or self.model.scab is None
         positions = (attn.shape[-1] - extra) // (1 if last else 2)
         side = math.isqrt(positions)
         return attn[..., :positions].reshape(*attn.shape[:2], side, side)

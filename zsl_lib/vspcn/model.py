@@ -1,7 +1,9 @@
 """VSPCN on any timm VisionTransformer (Jiang et al., CVPR 2025).
 
 Token layout: [CLS | visual prompt | semantic prompt | N patches], each prompt present
-only when its switch is on. The backbone is frozen (its CLS token and position
+only when its switch is on; `prefix_index` gives each prefix token's position and
+`num_prefix_tokens` their number (as timm's VisionTransformer counts its CLS and register
+tokens). The backbone is frozen (its CLS token and position
 embedding stay trainable, as in the released code). Weak fusion (Eqs. 1-4) makes the
 input prompts; the first K blocks run unchanged; before each later block a strong step
 updates the prompts (SVPF, adapter, SSPF; Eqs. 5-10). Recognition uses the CLS token:
@@ -84,8 +86,10 @@ class VSPCN(nn.Module):
         self.register_buffer("word_vectors", torch.as_tensor(word_vectors, dtype=torch.float32))
         self.register_buffer("class_attributes", torch.as_tensor(class_attributes, dtype=torch.float32))
         self.register_buffer("seen_classes", torch.as_tensor(seen_classes, dtype=torch.long))
-        num_prompts = int(cfg.vp) + int(cfg.sp)
-        self.prompt_pos_embed = nn.Parameter(torch.zeros(1, num_prompts, dim)) if num_prompts else None
+        prompts = [name for name, present in (("vp", cfg.vp), ("sp", cfg.sp)) if present]
+        self.prefix_index = {"cls": 0} | {name: 1 + i for i, name in enumerate(prompts)}   # position of each
+        self.num_prefix_tokens = len(self.prefix_index)                                  # 1 + P
+        self.prompt_pos_embed = nn.Parameter(torch.zeros(1, len(prompts), dim)) if prompts else None
         if cfg.vp:
             visual_prompt = trunc_normal_(torch.empty(1, dim), std=0.02)
             if cfg.train_visual_prompt:
@@ -138,16 +142,20 @@ class VSPCN(nn.Module):
         tokens.append(patches + vit.pos_embed[:, 1:])
         return vit.norm_pre(vit.pos_drop(torch.cat(tokens, dim=1))), s0
 
+    def prefix_token(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        """The prefix token `name` ("cls", "vp", "sp") of a token sequence (B, T, D), as (B, 1, D)."""
+        i = self.prefix_index[name]
+        return x[:, i:i + 1]
+
     def strong_step(self, step: StrongStep, x: torch.Tensor, s: torch.Tensor | None):
         """Update the prompt tokens of X^l before the next block; returns (X~^l, S^l)."""
-        p = int(self.cfg.vp) + int(self.cfg.sp)
-        patches = x[:, 1 + p:]                                           # F^l (B, N, D)
+        patches = x[:, self.num_prefix_tokens:]                          # F^l (B, N, D)
         tokens = [x[:, :1]]
         if self.cfg.vp:
-            vp = x[:, 1:2]
+            vp = self.prefix_token(x, "vp")                              # (B, 1, D)
             tokens.append(step.svpf(vp, patches) if step.svpf is not None else vp)
         if self.cfg.sp:
-            sp = x[:, 1 + int(self.cfg.vp):2 + int(self.cfg.vp)]
+            sp = self.prefix_token(x, "sp")                              # (B, 1, D)
             if step.sspf is not None:
                 if step.adapter is not None:
                     s = step.adapter(s, patches)                         # S^l (B, A, D)
@@ -168,12 +176,7 @@ class VSPCN(nn.Module):
                 tokens, s = self.strong_step(self.strong_steps[index - self.num_shallow], tokens, s)
             tokens = block(tokens)
         z = self.vit.norm(tokens)
-        out = {"cls": z[:, 0]}
-        if self.cfg.vp:
-            out["vp"] = z[:, 1]
-        if self.cfg.sp:
-            out["sp"] = z[:, 1 + int(self.cfg.vp)]
-        return out
+        return {name: z[:, i] for name, i in self.prefix_index.items()}
 
     def forward_head(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         """Dot-product scores of every class, s_c = z_cls . phi(a_c) (Eq. 12): (B, C)."""

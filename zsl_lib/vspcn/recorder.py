@@ -66,18 +66,13 @@ class AttentionRecorder(HookRecorder):
         return out
 
     def token_index(self, token: str) -> int:
-        cfg = self.model.cfg
-        index = {"cls": 0}
-        if cfg.vp:
-            index["vp"] = 1
-        if cfg.sp:
-            index["sp"] = 1 + int(cfg.vp)
+        """Position of a prefix token ("cls", "vp", "sp") in the blocks' sequence."""
+        index = self.model.prefix_index
         if token not in index:
             raise ValueError(f"this model has no {token!r} token; it has {sorted(index)}")
         return index[token]
 
     def token_to_patches(self, token: str) -> torch.Tensor:
         """Attention of one token ("cls", "vp" or "sp") over the patch tokens, per block: (L, B, heads, N)."""
-        p = int(self.model.cfg.vp) + int(self.model.cfg.sp)
-        i = self.token_index(token)
-        return torch.stack([a[:, :, i, 1 + p:] for a in self.recorded_slots(self.blocks, "the blocks")])
+        i, patches = self.token_index(token), self.model.num_prefix_tokens
+        return torch.stack([a[:, :, i, patches:] for a in self.recorded_slots(self.blocks, "the blocks")])
