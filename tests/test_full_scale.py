@@ -134,7 +134,7 @@ def test_five_levels_use_the_stem_after_its_max_pool():
                         torch.arange(7), mgmrn.preset("paper", num_levels=5))
     seen = []
     model.rfmb[0].register_forward_hook(lambda module, inputs, output: seen.append(tuple(inputs[0].shape)))
-    z = model.forward_features(torch.randn(2, 3, 64, 64))
+    z = model.stage_attributes(torch.randn(2, 3, 64, 64))
     assert seen == [(2, 64, 16, 16)]                        # 64 px / 4, as layer1; not the 32 x 32 pre-pool map
     assert sum(isinstance(m, torch.nn.Upsample) for m in model.down[0]) == 3       # 16 -> 2, the 2 x 2 grid
     assert len(z) == 5 and z[0].shape == (2, 6)
@@ -234,7 +234,7 @@ def test_mgmrn_scores_losses_and_attention_logits_are_fp32_under_autocast(smoke_
     model = toy_builds(smoke_world)["mgmrn"]()
     x = torch.randn(2, 3, 64, 64)
     with mgmrn.AttentionRecorder(model) as rec, torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        z = model.forward_features(x)[0]
+        z = model.stage_attributes(x)[0]
         scores = cosine_scores(z, model.class_attributes, 20.0)
         labels = torch.tensor([0, 1])
         seen = model.class_attributes[model.seen_classes]

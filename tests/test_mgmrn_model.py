@@ -40,7 +40,7 @@ def test_shapes(smoke_world, cfg):
     model = build(smoke_world, cfg)
     x = batch_to_input(smoke_world.images[:3])
     with AttentionRecorder(model) as rec:
-        z = model.forward_features(x)
+        z = model.stage_attributes(x)
     assert len(z) == cfg.num_levels and all(zl.shape == (3, 42) for zl in z)
     assert model(x).shape == (3, 100)
     memory = [attention.shape[-1] for attention in rec.decoders]          # tokens each decoder attended over
@@ -101,7 +101,7 @@ def test_table3_rows_3_and_4_are_the_same_function(smoke_world):
         a, b = without.eval()(x), with_rfmb.eval()(x)
     assert (a - b).abs().max() < 1e-2 * a.abs().max()
     baseline = build(smoke_world, replace(table3_row(1), decoder_hidden=64))
-    assert len(baseline.forward_features(x.float())) == baseline.num_stages == 1 and baseline.down is None
+    assert len(baseline.stage_attributes(x.float())) == baseline.num_stages == 1 and baseline.down is None
     assert baseline.cfg.num_levels == 3                                     # L as configured, unused without MgM
 
 

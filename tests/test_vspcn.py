@@ -72,14 +72,16 @@ def test_trainable_parameters_on_vit_b_with_cub_sizes():
 @pytest.mark.parametrize("row", range(1, 9))
 def test_every_table2_row_runs(row):
     model = make(table2_row(row))
-    feats = model.forward_features(torch.randn(2, 3, 64, 64))
     cfg = model.cfg
-    assert set(feats) == {"cls"} | ({"vp"} if cfg.vp else set()) | ({"sp"} if cfg.sp else set())
-    assert all(v.shape == (2, 192) for v in feats.values())
-    tokens, _ = model.input_tokens(torch.randn(2, 3, 64, 64))
+    x = torch.randn(2, 3, 64, 64)
+    tokens = model.forward_features(x)
     assert model.num_prefix_tokens == 1 + int(cfg.vp) + int(cfg.sp)
-    assert tokens.shape == (2, model.num_prefix_tokens + 64, 192)          # (B, 1 + P + N, D)
-    assert model.forward_head(feats).shape == (2, C)
+    assert tokens.shape == model.input_tokens(x)[0].shape == (2, model.num_prefix_tokens + 64, 192)   # (B, 1 + P + N, D)
+    feats = model.prefix_outputs(tokens)
+    assert list(feats) == ["cls"] + (["vp"] if cfg.vp else []) + (["sp"] if cfg.sp else [])
+    assert all(v.shape == (2, 192) for v in feats.values())
+    assert model.forward_head(tokens).shape == (2, C)
+    torch.testing.assert_close(model.forward_head(tokens, pre_logits=True), feats["cls"])
 
 
 def _grads_after_step(model):
@@ -138,8 +140,8 @@ def test_code_exact_differs_where_the_spec_says():
     x = torch.randn(3, 3, 64, 64)
     for model, shared in ((code, True), (paper, False)):
         with torch.no_grad():
-            a = model.forward_features(torch.stack([x[0], x[1]]))["sp"][0]
-            b = model.forward_features(torch.stack([x[0], x[2]]))["sp"][0]
+            a = model.forward_features(torch.stack([x[0], x[1]]))[0, model.prefix_index["sp"]]
+            b = model.forward_features(torch.stack([x[0], x[2]]))[0, model.prefix_index["sp"]]
         assert ((a - b).abs().max().item() > 1e-4) == shared
 
 

@@ -231,8 +231,8 @@ def embed(family: str, model, images: np.ndarray) -> np.ndarray:
     per-stage attribute predictions, each L2-normalised, side by side (B, L * A)."""
     x = batch_to_input(images)
     if family == "vspcn":
-        return model.forward_features(x)["cls"].double().numpy()
-    return torch.cat([F.normalize(z, dim=-1) for z in model.forward_features(x)], dim=1).double().numpy()
+        return model.forward_head(model.forward_features(x), pre_logits=True).double().numpy()
+    return torch.cat([F.normalize(z, dim=-1) for z in model.stage_attributes(x)], dim=1).double().numpy()
 
 
 def knn_accuracy(embedding: np.ndarray, labels: np.ndarray, k: int = 5) -> float:

@@ -3,6 +3,11 @@ refinement, one decoder per stage, and the scores of Eqs. (13)-(14).
 
 Works on any timm CNN with `forward_intermediates` (ResNet-101 at 448 px for the papers'
 setting, the toy ResNet by default). Stage l = 1 is the finest of the L stages used.
+
+Mg-MRN's outputs are not timm's: what comes before the class scores is one attribute vector per
+stage, not a feature tensor, so the methods are named for what they return instead of
+`forward_features` / `forward_head`: `stage_attributes(x)` gives the predictions z_l (B, A), finest
+first, `class_scores(z)` the scores of Eq. (14) (B, C), and `forward(x)` is the two in turn.
 """
 from __future__ import annotations
 
@@ -20,6 +25,16 @@ from .scab import SpatialChannelAttention, tokens
 
 
 class MgMRN(nn.Module):
+    """Multi-granularity region mining and mutual refinement on a CNN's last stages.
+
+    Args:
+        backbone: a timm CNN with `forward_intermediates` and `feature_info`.
+        word_vectors: (A, d_w) attribute word vectors E, the decoders' queries (fixed).
+        class_attributes: (C, A) class attribute vectors a_c of all classes.
+        seen_classes: indices of the seen classes (the columns training uses).
+        cfg: switches and constants (`zsl_lib.mgmrn.config`).
+    """
+
     def __init__(self, backbone: nn.Module, word_vectors: torch.Tensor, class_attributes: torch.Tensor,
                  seen_classes, cfg: MgMRNConfig):
         super().__init__()
@@ -59,7 +74,7 @@ class MgMRN(nn.Module):
         (`cfg.mgm`), 1 without (the raw last stage)."""
         return len(self.decoders)
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def stage_attributes(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Predicted attribute vectors z_l (B, A), one per stage, finest first."""
         maps = self.backbone.forward_intermediates(x, intermediates_only=True)[-self.num_stages:]
         if self.pool_stem:
@@ -79,12 +94,12 @@ class MgMRN(nn.Module):
             memories.append(u)
         return [decoder(u) for decoder, u in zip(self.decoders, memories)]
 
-    def forward_head(self, z: list[torch.Tensor]) -> torch.Tensor:
+    def class_scores(self, z: list[torch.Tensor]) -> torch.Tensor:
         """Eq. (14): the sum over stages of kappa * cos(z_l, a_c), for every class: (B, C_all)."""
         return sum(cosine_scores(zl, self.class_attributes, self.cfg.kappa) for zl in z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        return self.class_scores(self.stage_attributes(x))
 
     def stage_loss(self, z: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(L_SCE, L_AR) of one stage's prediction; labels index the seen classes."""
@@ -95,7 +110,7 @@ class MgMRN(nn.Module):
         """Eq. (13) as one objective: sum over stages of L_SCE + lambda_AR L_AR (without L_AR if use_ar is off)."""
         terms, total = {}, 0.0
         weight = self.cfg.lambda_ar if self.cfg.use_ar else 0.0
-        for l, z in enumerate(self.forward_features(x), start=1):
+        for l, z in enumerate(self.stage_attributes(x), start=1):
             terms[f"sce_{l}"], terms[f"ar_{l}"] = self.stage_loss(z, labels)
             total = total + terms[f"sce_{l}"] + weight * terms[f"ar_{l}"]
         terms["total"] = total
@@ -123,7 +138,7 @@ class MgMRN(nn.Module):
         terms = {}
         for l in range(self.num_stages):
             with autocast():
-                sce, ar = self.stage_loss(self.forward_features(x)[l], labels)
+                sce, ar = self.stage_loss(self.stage_attributes(x)[l], labels)
                 loss = sce + weight * ar
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

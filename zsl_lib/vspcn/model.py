@@ -8,6 +8,11 @@ embedding stay trainable, as in the released code). Weak fusion (Eqs. 1-4) makes
 input prompts; the first K blocks run unchanged; before each later block a strong step
 updates the prompts (SVPF, adapter, SSPF; Eqs. 5-10). Recognition uses the CLS token:
 s_c(x) = z_cls . phi(a_c) (Eq. 12).
+
+The model follows timm's contract: `forward_features(x)` returns the final-LayerNorm token
+sequence (B, 1 + P + N, D), `forward_head(tokens, pre_logits=False)` the class scores (B, C)
+(z_cls (B, D) with `pre_logits=True`), and `forward(x)` is the two in turn.
+`prefix_outputs(tokens)` names the prefix tokens' outputs z_cls, z_vp, z_sp that the losses read.
 """
 from __future__ import annotations
 
@@ -167,27 +172,33 @@ class VSPCN(nn.Module):
         return torch.cat(tokens, dim=1), s
 
     # ---- timm-style API ---------------------------------------------------------------
-    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Final-LN outputs of the CLS, visual-prompt and semantic-prompt tokens, each (B, D)."""
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The final-LN output of every token, [z_cls | z_vp | z_sp | patches]: (B, 1 + P + N, D)."""
         tokens, s0 = self.input_tokens(x)
         s = None if s0 is None else s0.expand(len(x), -1, -1)           # S^{K-1} := S^0, (B, A, D)
         for index, block in enumerate(self.blocks):
             if index >= self.num_shallow:
                 tokens, s = self.strong_step(self.strong_steps[index - self.num_shallow], tokens, s)
             tokens = block(tokens)
-        z = self.vit.norm(tokens)
-        return {name: z[:, i] for name, i in self.prefix_index.items()}
+        return self.vit.norm(tokens)
 
-    def forward_head(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Dot-product scores of every class, s_c = z_cls . phi(a_c) (Eq. 12): (B, C)."""
-        return features["cls"] @ self.prototypes().T
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """From `forward_features`' tokens (B, T, D): the dot-product scores of every class,
+        s_c = z_cls . phi(a_c) (Eq. 12), (B, C); or z_cls (B, D) with `pre_logits`."""
+        z_cls = x[:, self.prefix_index["cls"]]                           # (B, D)
+        return z_cls if pre_logits else z_cls @ self.prototypes().T
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def prefix_outputs(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The prefix tokens' outputs by name, "cls", "vp", "sp" (those present), each (B, D), from
+        `forward_features`' tokens (B, T, D)."""
+        return {name: tokens[:, i] for name, i in self.prefix_index.items()}
+
     def training_losses(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every term of Eq. (18) for a batch; `labels` (B,) are seen-column indices (0..C_s-1)."""
-        features = self.forward_features(x)
+        features = self.prefix_outputs(self.forward_features(x))
         prototypes = self.prototypes()                                   # (C, D)
         scores_seen = (features["cls"] @ prototypes.T)[:, self.seen_classes]   # (B, C_s)
         vp_logits = self.vp_classifier(features["vp"]) if self.cfg.vp else None
