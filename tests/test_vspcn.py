@@ -151,8 +151,23 @@ def test_svpf_trunc_normal_option_learns_attention():
 
 
 def test_adapter_off_reads_static_attributes():
-    model = make(table2_row(7))
-    assert all(step.adapter is None and step.sspf is not None for step in model.strong_steps)
+    """Without the adapter (row 7) every strong step's SSPF reads S^0 = G W_g, the same for every
+    image; with it (row 8) SSPF reads attribute tokens adapted to each image."""
+    x = torch.randn(2, 3, 64, 64)
+    for row, adapted in ((7, False), (8, True)):
+        model = make(table2_row(row))
+        read = []                                                      # S^l that each SSPF reads, (B, A, D)
+        handles = [step.sspf.register_forward_pre_hook(lambda module, inputs: read.append(inputs[1]))
+                   for step in model.strong_steps]
+        with torch.no_grad():
+            model(x)
+            static = model.attribute_tokens().expand(len(x), -1, -1)   # S^0, (B, A, D)
+        for handle in handles:
+            handle.remove()
+        assert len(read) == len(model.strong_steps) == 3
+        for attributes in read:
+            assert torch.equal(attributes, static) != adapted
+            assert torch.equal(attributes[0], attributes[1]) != adapted   # the same for both images unless adapted
 
 
 def test_bad_settings_are_named():
