@@ -49,7 +49,10 @@ def test_shipped_weights_match_registry(name):
     assert entry["world"].startswith("ToyNet") and not entry["git_sha"].endswith("-dirty")
     source = backbones.INITIALISED_FROM.get(name)
     if source is not None:                               # built on the ResNet weights that ship beside it
-        assert entry["initialised_from"] == {"name": source, "sha256": backbones.artifact_path(source)[1]["sha256"]}
+        assert entry["initialised_from"] == {"name": source, "sha256": sha256_file(backbones.artifact_path(source)[0])}
+        # ... and its frozen trunk still holds them: the shipped ResNet's stem and first three stages, bit for bit
+        trunk, resnet = load_or_pretrain(name).patch_embed.backbone.state_dict(), load_or_pretrain(source).state_dict()
+        assert trunk.keys() <= resnet.keys() and all(torch.equal(v, resnet[k]) for k, v in trunk.items())
     # pretraining learned to name ToyNet's 1,000 bird species (chance 0.1 %) and its objects (chance 0.4 %)
     assert entry["metrics"]["acc_birds"] > 0.3 and entry["metrics"]["acc_objects"] > 0.3
 

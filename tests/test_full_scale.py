@@ -134,7 +134,7 @@ def test_five_levels_use_the_stem_after_its_max_pool():
                         torch.arange(7), mgmrn.preset("paper", num_levels=5))
     seen = []
     model.rfmb[0].register_forward_hook(lambda module, inputs, output: seen.append(tuple(inputs[0].shape)))
-    z = model.forward_features(torch.randn(2, 3, 64, 64))
+    z = model.stage_attributes(torch.randn(2, 3, 64, 64))
     assert seen == [(2, 64, 16, 16)]                        # 64 px / 4, as layer1; not the 32 x 32 pre-pool map
     assert sum(isinstance(m, torch.nn.Upsample) for m in model.down[0]) == 3       # 16 -> 2, the 2 x 2 grid
     assert len(z) == 5 and z[0].shape == (2, 6)
@@ -233,13 +233,13 @@ def test_mgmrn_scores_losses_and_attention_logits_are_fp32_under_autocast(smoke_
     from zsl_lib.mgmrn.losses import ar_loss, cosine_scores, sce_loss
     model = toy_builds(smoke_world)["mgmrn"]()
     x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        z = model.forward_features(x)[0]
+    with mgmrn.AttentionRecorder(model) as rec, torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        z = model.stage_attributes(x)[0]
         scores = cosine_scores(z, model.class_attributes, 20.0)
         labels = torch.tensor([0, 1])
         seen = model.class_attributes[model.seen_classes]
         sce, ar = sce_loss(z, labels, seen, 20.0), ar_loss(z, seen[labels])
-    assert model.decoders[0].last_attention.dtype == torch.float32
+    assert rec.decoders[0].dtype == torch.float32
     assert scores.dtype == sce.dtype == ar.dtype == torch.float32
     torch.testing.assert_close(scores, cosine_scores(z.float(), model.class_attributes, 20.0), rtol=0, atol=0)
     torch.testing.assert_close(sce, sce_loss(z.float(), labels, seen, 20.0), rtol=0, atol=0)
@@ -252,7 +252,7 @@ def test_paper_mean_is_the_old_reduction_without_its_five_dimensional_temporary(
     f = torch.randn(3, 8, 5, 5, requires_grad=True)
     a = block.assignment(f)
     old = (a.unsqueeze(2) * f.unsqueeze(1)).mean(dim=1)                # Eq. (2) as before: (B, M, C, H, W)
-    new = block(f)
+    new, _ = block(f)
     torch.testing.assert_close(new, old, rtol=1e-6, atol=1e-7)
     g_old = torch.autograd.grad(old.square().sum(), (f, block.prototypes, block.smoothing))
     g_new = torch.autograd.grad(new.square().sum(), (f, block.prototypes, block.smoothing))
@@ -271,7 +271,7 @@ def test_paper_mean_is_the_old_reduction_without_its_five_dimensional_temporary(
             return out
 
     with LargestOutput() as mode:
-        block(f).sum().backward()
+        block(f)[0].sum().backward()
     assert mode.largest < 3 * 7 * 8 * 5 * 5                            # no B x M x C x H x W tensor, forward or back
 
 

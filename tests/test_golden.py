@@ -25,11 +25,13 @@ def outputs(family: str, preset_name: str) -> dict[str, np.ndarray]:
                              torch.rand(10, 6), torch.arange(7), spec.preset(preset_name)).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        feats = model.forward_features(x)                       # VSPCN: a dict of tokens; Mg-MRN: z per stage
-        scores = model.forward_head(feats)
+        if family == "vspcn":                                   # the prefix tokens' outputs cls, vp, sp
+            tokens = model.forward_features(x)
+            feats, scores = model.prefix_outputs(tokens), model.forward_head(tokens)
+        else:                                                   # the attribute vectors z_l per stage
+            z = model.stage_attributes(x)
+            feats, scores = {f"z{l}": zl for l, zl in enumerate(z, start=1)}, model.class_scores(z)
         terms = model.training_losses(x, torch.tensor([1, 5]))
-    if isinstance(feats, list):
-        feats = {f"z{l}": z for l, z in enumerate(feats, start=1)}
     out = {f"{preset_name}/{k}": v.numpy() for k, v in feats.items()}
     out[f"{preset_name}/scores"] = scores.numpy()
     out[f"{preset_name}/losses"] = np.array([terms[k].item() for k in sorted(terms)])

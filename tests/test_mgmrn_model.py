@@ -9,6 +9,7 @@ from zsl_lib import evaluate
 from zsl_lib.backbones import batch_to_input, load_or_pretrain
 from zsl_lib.mgmrn.losses import ar_loss, cosine_scores, sce_loss
 from zsl_lib.mgmrn.model import MgMRN, MgMRNConfig
+from zsl_lib.mgmrn.recorder import AttentionRecorder
 from zsl_lib.semantics import attribute_word_vectors
 from zsl_lib.train import TrainConfig, train
 
@@ -38,10 +39,11 @@ def test_losses_by_hand():
 def test_shapes(smoke_world, cfg):
     model = build(smoke_world, cfg)
     x = batch_to_input(smoke_world.images[:3])
-    z = model.forward_features(x)
+    with AttentionRecorder(model) as rec:
+        z = model.stage_attributes(x)
     assert len(z) == cfg.num_levels and all(zl.shape == (3, 42) for zl in z)
     assert model(x).shape == (3, 100)
-    memory = [d.last_attention.shape[-1] for d in model.decoders]        # tokens each decoder attended over
+    memory = [attention.shape[-1] for attention in rec.decoders]          # tokens each decoder attended over
     grid = 16                                                              # the toy ResNet's last stage: 4 x 4
     parts = cfg.num_parts if cfg.rfm_mode == "part_tokens" else 0
     assert memory == [(2 * grid if cfg.mrm != "off" and l < cfg.num_levels - 1 else grid) + parts
@@ -99,7 +101,8 @@ def test_table3_rows_3_and_4_are_the_same_function(smoke_world):
         a, b = without.eval()(x), with_rfmb.eval()(x)
     assert (a - b).abs().max() < 1e-2 * a.abs().max()
     baseline = build(smoke_world, replace(table3_row(1), decoder_hidden=64))
-    assert len(baseline.forward_features(x.float())) == 1 and baseline.down is None
+    assert len(baseline.stage_attributes(x.float())) == baseline.num_stages == 1 and baseline.down is None
+    assert baseline.cfg.num_levels == 3                                     # L as configured, unused without MgM
 
 
 def test_the_codes_three_steps_per_batch_update_the_stages_unevenly(smoke_world):
@@ -130,7 +133,6 @@ def test_the_codes_three_steps_per_batch_update_the_stages_unevenly(smoke_world)
 
 @pytest.mark.parametrize("rfm_mode", ["paper_mean", "part_tokens"])
 def test_the_recorder_returns_attribute_maps_and_region_masks(smoke_world, rfm_mode):
-    from zsl_lib.mgmrn.recorder import AttentionRecorder
     model = build(smoke_world, MgMRNConfig(decoder_hidden=64, rfm_mode=rfm_mode))
     x = batch_to_input(smoke_world.images[:3])
     with AttentionRecorder(model) as rec:

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from zsl_lib.mgmrn import DownsampleToGrid, RegionFeatureMining
+from zsl_lib.recording import recorded
 
 
 def features(dtype=torch.float64):
@@ -15,11 +16,11 @@ def test_eq2_is_the_feature_map_divided_by_the_number_of_parts():
     f = features()
     for parts in (1, 3, 5, 7):
         rfmb = RegionFeatureMining(16, parts).double()
-        out = rfmb(f)
-        a = rfmb.last_assignment
+        out, regions = rfmb(f)
+        a = rfmb.assignment(f)
         assert a.shape == (2, parts, 8, 8) and torch.allclose(a.sum(1), torch.ones(2, 8, 8, dtype=torch.float64))
-        assert (out - f / parts).abs().max() < 1e-12              # spec 4.1: 1.7e-16 in float64
-    out32 = RegionFeatureMining(16, 5)(features(torch.float32))
+        assert (out - f / parts).abs().max() < 1e-12 and regions is None   # 1.7e-16 in float64
+    out32, _ = RegionFeatureMining(16, 5)(features(torch.float32))
     assert (out32 - features(torch.float32) / 5).abs().max() < 1e-5
 
 
@@ -27,7 +28,7 @@ def test_the_prototypes_and_smoothing_factors_never_learn():
     f = features()
     rfmb = RegionFeatureMining(16, 5).double()
     weights = torch.randn_like(f)
-    (rfmb(f) * weights).sum().backward()
+    (rfmb(f)[0] * weights).sum().backward()
     assert rfmb.prototypes.grad.abs().max() < 1e-10 and rfmb.smoothing.grad.abs().max() < 1e-10
 
 
@@ -36,7 +37,7 @@ def test_groupnorm_in_the_downsampling_removes_the_one_over_m():
     f = features()
     down = DownsampleToGrid(16, 32, halvings=1, groups=8).double()
     with torch.no_grad():
-        paper, without = down(RegionFeatureMining(16, 5).double()(f)), down(RegionFeatureMining(16, 5, "none")(f))
+        paper, without = (down(RegionFeatureMining(16, 5, mode).double()(f)[0]) for mode in ("paper_mean", "none"))
     assert paper.shape == (2, 32, 4, 4)
     assert (paper - without).abs().max() < 1e-3                    # only GroupNorm's epsilon differs
     assert (paper - without).abs().max() > 0
@@ -45,22 +46,23 @@ def test_groupnorm_in_the_downsampling_removes_the_one_over_m():
 def test_the_part_channels_variant_starts_near_the_identity_and_trains_its_prototypes():
     f = features(torch.float32)
     rfmb = RegionFeatureMining(16, 4, "part_channels")
-    out = rfmb(f)
+    with recorded(rfmb.assignment_map) as masks:
+        out, regions = rfmb(f)
+    assert regions is None
     assert out.shape == f.shape
     assert (out - f).abs().max() < 0.05 * f.abs().max()             # P_m = I + N(0, 1e-3)
     (out * torch.randn_like(out)).sum().backward()
     assert rfmb.prototypes.grad.abs().max() > 1e-6 and rfmb.smoothing.grad.abs().max() > 1e-6
-    a = rfmb.last_assignment                                       # normalised distances: no one-hot saturation
-    assert a.max() < 0.99
+    assert masks[0].max() < 0.99                                   # normalised distances: no one-hot saturation
 
 
 def test_the_part_tokens_variant_pools_one_token_per_part_and_trains_its_prototypes():
     f = features(torch.float64)
     rfmb = RegionFeatureMining(16, 4, "part_tokens", width=32).double()
-    assert torch.equal(rfmb(f), f)                                  # the grid path is left alone
-    tokens = rfmb.last_region_tokens
-    assert tokens.shape == (2, 4, 32)
-    a = rfmb.last_assignment                                        # t_m by hand: mask-weighted mean of f
+    grid, tokens = rfmb(f)
+    assert torch.equal(grid, f)                                     # the grid path is left alone
+    assert tokens.shape == (2, 4, 32) and rfmb.num_region_tokens == 4
+    a = rfmb.assignment(f)                                          # t_m by hand: mask-weighted mean of f
     pooled = (a.unsqueeze(2) * f.unsqueeze(1)).sum((3, 4)) / (a.sum((2, 3)).unsqueeze(-1) + 1e-5)   # (B, M, C_l)
     torch.testing.assert_close(tokens, rfmb.to_width(pooled))
     (tokens * torch.randn_like(tokens)).sum().backward()

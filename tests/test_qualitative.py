@@ -64,7 +64,7 @@ def test_mgmrn_attention_is_a_distribution_over_positions(smoke_world):
     model = q.FAMILIES["mgmrn"].build(smoke_world, q.FAMILIES["mgmrn"].FAMILY.preset("paper"),
                                       smoke_world.seen_classes, 0).eval()
     maps = q.mgmrn_attention(model, smoke_world.images[:3])
-    assert len(maps) == len(model.decoders)
+    assert len(maps) == model.num_stages
     for stage_map in maps:
         assert stage_map.shape[:2] == (3, len(smoke_world.attribute_names))
         np.testing.assert_allclose(stage_map.sum(-1), 1, atol=1e-9)

@@ -5,7 +5,8 @@ import pytest
 import timm
 import torch
 
-from zsl_lib.vspcn import VSPCN, LossWeights, VSPCNConfig, preset, table2_row
+from zsl_lib.vspcn import VSPCN, AttentionRecorder, LossWeights, VSPCNConfig, preset, table2_row
+from zsl_lib.recording import recorded
 from zsl_lib.vspcn import fusion, losses
 
 A, C, C_S, D_W = 6, 10, 7, 12
@@ -23,13 +24,15 @@ def test_fusion_module_shapes():
     assert fusion.WeakVisualPromptFusion(D)(prompt, patches).shape == (B, 1, D)
     assert fusion.WeakSemanticPromptFusion(D)(prompt, torch.randn(A, D)).shape == (1, D)
     svpf = fusion.StrongVisualPromptFusion(D, N, alpha=0.05, rho=0.9)
-    assert svpf(torch.randn(B, 1, D), patches).shape == (B, 1, D) and svpf.last_attention.shape == (B, 1, N)
     adapter = fusion.SemanticAdapter(D, beta=0.5)
-    assert adapter(torch.randn(B, A, D), patches).shape == (B, A, D) and adapter.last_attention.shape == (B, A, N)
     sspf = fusion.StrongSemanticPromptFusion(D, A, alpha=0.8)
-    assert sspf(torch.randn(B, 1, D), torch.randn(B, A, D)).shape == (B, 1, D)
-    assert sspf.last_attention.shape == (B, 1, A)
-    torch.testing.assert_close(sspf.last_attention.sum(-1), torch.ones(B, 1))
+    with recorded(svpf.attention_map) as svpf_maps, recorded(adapter.attention_map) as adapter_maps, \
+            recorded(sspf.attention_map) as sspf_maps:
+        assert svpf(torch.randn(B, 1, D), patches).shape == (B, 1, D)
+        assert adapter(torch.randn(B, A, D), patches).shape == (B, A, D)
+        assert sspf(torch.randn(B, 1, D), torch.randn(B, A, D)).shape == (B, 1, D)
+    assert svpf_maps[0].shape == (B, 1, N) and adapter_maps[0].shape == (B, A, N) and sspf_maps[0].shape == (B, 1, A)
+    torch.testing.assert_close(sspf_maps[0].sum(-1), torch.ones(B, 1))
 
 
 def test_svpf_and_sspf_equations():
@@ -69,13 +72,16 @@ def test_trainable_parameters_on_vit_b_with_cub_sizes():
 @pytest.mark.parametrize("row", range(1, 9))
 def test_every_table2_row_runs(row):
     model = make(table2_row(row))
-    feats = model.forward_features(torch.randn(2, 3, 64, 64))
     cfg = model.cfg
-    assert set(feats) == {"cls"} | ({"vp"} if cfg.vp else set()) | ({"sp"} if cfg.sp else set())
+    x = torch.randn(2, 3, 64, 64)
+    tokens = model.forward_features(x)
+    assert model.num_prefix_tokens == 1 + int(cfg.vp) + int(cfg.sp)
+    assert tokens.shape == model.input_tokens(x)[0].shape == (2, model.num_prefix_tokens + 64, 192)   # (B, 1 + P + N, D)
+    feats = model.prefix_outputs(tokens)
+    assert list(feats) == ["cls"] + (["vp"] if cfg.vp else []) + (["sp"] if cfg.sp else [])
     assert all(v.shape == (2, 192) for v in feats.values())
-    tokens, _ = model.input_tokens(torch.randn(2, 3, 64, 64))
-    assert tokens.shape == (2, 1 + int(cfg.vp) + int(cfg.sp) + 64, 192)   # (B, 1 + P + N, D)
-    assert model.forward_head(feats).shape == (2, C)
+    assert model.forward_head(tokens).shape == (2, C)
+    torch.testing.assert_close(model.forward_head(tokens, pre_logits=True), feats["cls"])
 
 
 def _grads_after_step(model):
@@ -124,17 +130,18 @@ def test_code_exact_differs_where_the_spec_says():
         opt.zero_grad()
         _grads_after_step(code)
         opt.step()
-    code.forward_features(torch.randn(2, 3, 64, 64))
-    for step in code.strong_steps:
+    with AttentionRecorder(code) as rec:
+        code.forward_features(torch.randn(2, 3, 64, 64))
+    for step, svpf_attention in zip(code.strong_steps, rec.fusion["svpf"]):
         assert step.svpf.q.weight.abs().sum() == 0 and step.svpf.k.weight.abs().sum() == 0
         expected = 0.05 / 64 + 0.95 * torch.softmax(step.svpf.bias, -1)
-        torch.testing.assert_close(step.svpf.last_attention, expected.expand(2, 1, 64))
+        torch.testing.assert_close(svpf_attention, expected.expand(2, 1, 64))
     # batch-mean adapter: an image's semantic prompt depends on the rest of its batch; per-instance does not
     x = torch.randn(3, 3, 64, 64)
     for model, shared in ((code, True), (paper, False)):
         with torch.no_grad():
-            a = model.forward_features(torch.stack([x[0], x[1]]))["sp"][0]
-            b = model.forward_features(torch.stack([x[0], x[2]]))["sp"][0]
+            a = model.forward_features(torch.stack([x[0], x[1]]))[0, model.prefix_index["sp"]]
+            b = model.forward_features(torch.stack([x[0], x[2]]))[0, model.prefix_index["sp"]]
         assert ((a - b).abs().max().item() > 1e-4) == shared
 
 
@@ -144,8 +151,23 @@ def test_svpf_trunc_normal_option_learns_attention():
 
 
 def test_adapter_off_reads_static_attributes():
-    model = make(table2_row(7))
-    assert all(step.adapter is None and step.sspf is not None for step in model.strong_steps)
+    """Without the adapter (row 7) every strong step's SSPF reads S^0 = G W_g, the same for every
+    image; with it (row 8) SSPF reads attribute tokens adapted to each image."""
+    x = torch.randn(2, 3, 64, 64)
+    for row, adapted in ((7, False), (8, True)):
+        model = make(table2_row(row))
+        read = []                                                      # S^l that each SSPF reads, (B, A, D)
+        handles = [step.sspf.register_forward_pre_hook(lambda module, inputs: read.append(inputs[1]))
+                   for step in model.strong_steps]
+        with torch.no_grad():
+            model(x)
+            static = model.attribute_tokens().expand(len(x), -1, -1)   # S^0, (B, A, D)
+        for handle in handles:
+            handle.remove()
+        assert len(read) == len(model.strong_steps) == 3
+        for attributes in read:
+            assert torch.equal(attributes, static) != adapted
+            assert torch.equal(attributes[0], attributes[1]) != adapted   # the same for both images unless adapted
 
 
 def test_bad_settings_are_named():
@@ -216,7 +238,6 @@ def test_total_loss_weights_and_switches():
 
 # ---- the attention recorder -------------------------------------------------------------------
 def test_recorder_shapes_and_fusion_maps():
-    from zsl_lib.vspcn import AttentionRecorder
     model = make(preset("paper_default")).eval()
     with AttentionRecorder(model) as rec:
         with torch.no_grad():
@@ -237,7 +258,6 @@ def test_recorder_shapes_and_fusion_maps():
 
 def test_recorded_attention_is_the_blocks_own():
     """softmax(q k^T * scale) from the hooked qkv, applied to v, reproduces the block's attention output."""
-    from zsl_lib.vspcn import AttentionRecorder
     model = make(preset("paper_default")).eval()
     attn = model.blocks[2].attn
     seen = {}

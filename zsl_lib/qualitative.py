@@ -162,11 +162,11 @@ def mgmrn_attention(model, images: np.ndarray) -> list[np.ndarray]:
     with MgMRNRecorder(model) as recorder:
         model(batch_to_input(images))
     maps = []
-    for l in range(len(model.decoders)):
+    for l in range(model.num_stages):
         attention = recorder.decoders[l].double()                                        # (B, A, N_l)
         positions = recorder.attribute_maps(l)[0, 0].numel()
         spatial = attention[..., :positions]                                              # g_l's tokens
-        if l < len(model.decoders) - 1 and model.scab is not None:
+        if l < model.num_stages - 1 and model.scab is not None:
             spatial = spatial + attention[..., positions:2 * positions]                   # + u_hat's tokens
         maps.append((spatial / spatial.sum(-1, keepdim=True)).numpy())
     return maps
@@ -231,8 +231,8 @@ def embed(family: str, model, images: np.ndarray) -> np.ndarray:
     per-stage attribute predictions, each L2-normalised, side by side (B, L * A)."""
     x = batch_to_input(images)
     if family == "vspcn":
-        return model.forward_features(x)["cls"].double().numpy()
-    return torch.cat([F.normalize(z, dim=-1) for z in model.forward_features(x)], dim=1).double().numpy()
+        return model.forward_head(model.forward_features(x), pre_logits=True).double().numpy()
+    return torch.cat([F.normalize(z, dim=-1) for z in model.stage_attributes(x)], dim=1).double().numpy()
 
 
 def knn_accuracy(embedding: np.ndarray, labels: np.ndarray, k: int = 5) -> float:

@@ -15,7 +15,9 @@ line 114 has no 1 / sqrt(d_k).
 `fix_zero_w2v` replaces all-zero word vectors (SUN's attribute 88) by a learnable vector
 started at the mean of the others, for the queries and the read-out. Under mixed precision the
 attention logits and their softmax are computed in fp32 (bf16 keeps 8 bits of mantissa, too few
-for logits that a softmax exponentiates); the projections run in the autocast dtype.
+for logits that a softmax exponentiates); the projections run in the autocast dtype. The
+attention map passes through the identity tap `attention_map`, where observers hook it
+(`zsl_lib.recording`, `zsl_lib.mgmrn.recorder.AttentionRecorder`).
 """
 from __future__ import annotations
 
@@ -64,7 +66,7 @@ class VisualSemanticDecoder(nn.Module):
             self.readout = nn.Parameter(nn.init.xavier_normal_(torch.empty(dim_w, channels)))     # W (d_w, C)
         else:
             self.readout = nn.Parameter(torch.randn(num_attributes, channels))                   # V (A, C)
-        self.last_attention = None
+        self.attention_map = nn.Identity()                                    # tap for observers
 
     def attribute_vectors(self) -> torch.Tensor:
         """E with its zero rows replaced (when fixed): (A, d_w)."""
@@ -78,7 +80,7 @@ class VisualSemanticDecoder(nn.Module):
         q, k = self.q(e), self.k(u)                                          # (A, d_k), (B, N, d_k)
         with torch.autocast(u.device.type, enabled=False):                   # logits and softmax in fp32
             attn = torch.softmax(at_least_fp32(q) @ at_least_fp32(k).transpose(1, 2) / self.tau, dim=-1)   # (B, A, N), Eq. (8)
-        self.last_attention = attn.detach()
+        attn = self.attention_map(attn)
         p = self.out(attn @ self.v(u))                                       # (B, A, C), Eq. (9)
         if self.head == "free":
             return (p * self.readout).sum(-1)                                # (B, A)

@@ -16,14 +16,15 @@ prototypes never receive a gradient, and the GroupNorm in D_l removes the 1/M as
 - "part_tokens": a non-degenerate variant of ours (not in the paper or the code; label
   results "Mg-MRN + non-degenerate RFM"): the grid path is left as "none" (g_hat = f) and
   each part is pooled into a region token, t_m = sum_ij a_m f / (sum_ij a_m + 1e-5), mapped
-  to the common width, tau_m = LN(P t_m) (`region_tokens`, (B, M, C)); the model appends
-  the M tokens to the stage's decoder memory;
+  to the common width, tau_m = LN(P t_m) ((B, M, C), returned beside g_hat); the model
+  appends the M tokens to the stage's decoder memory;
 - "part_channels": a second non-degenerate variant of ours (label results the same way):
   g_hat = sum_m a_m * (P_m f), one 1x1 map P_m per part, initialised to the identity plus
   small noise.
 
 Both variants compute the assignments on L2-normalised features, so the softmax does not
-saturate (squared distances of raw ResNet features run into the thousands).
+saturate (squared distances of raw ResNet features run into the thousands). The masks pass
+through the identity tap `assignment_map`, where observers hook them (`zsl_lib.recording`).
 """
 from __future__ import annotations
 
@@ -36,17 +37,16 @@ import torch.nn.functional as F
 from .config import RFM_MODES
 
 
-
 class RegionFeatureMining(nn.Module):
-    """RFMB of one stage: (B, C_l, H_l, W_l) -> (B, C_l, H_l, W_l); the masks are kept in
-    `last_assignment` (B, M, H_l, W_l) for inspection."""
+    """RFMB of one stage: f (B, C_l, H_l, W_l) -> (g_hat (B, C_l, H_l, W_l), region tokens (B, M, C)
+    under "part_tokens", else None)."""
 
     def __init__(self, channels: int, num_parts: int = 5, mode: str = "paper_mean", width: int | None = None):
         super().__init__()
         if mode not in RFM_MODES:
             raise ValueError(f"rfm_mode {mode!r} is not one of {RFM_MODES}")
         self.mode, self.num_parts = mode, num_parts
-        self.last_assignment = self.last_region_tokens = None
+        self.assignment_map = nn.Identity()                                 # tap for observers, (B, M, H, W)
         if mode == "none":                                                  # no parameters to carry
             return
         prototypes = torch.empty(num_parts, channels)
@@ -71,19 +71,22 @@ class RegionFeatureMining(nn.Module):
         logits = -dist.clamp_min(0) / torch.sigmoid(self.smoothing).view(1, -1, 1, 1)
         return logits.softmax(dim=1)
 
-    def forward(self, f: torch.Tensor) -> torch.Tensor:
+    @property
+    def num_region_tokens(self) -> int:
+        """How many tokens the block adds to its stage's decoder memory: M under "part_tokens", else 0."""
+        return self.num_parts if self.mode == "part_tokens" else 0
+
+    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.mode == "none":
-            return f
-        a = self.assignment(f)                                              # (B, M, H, W)
-        self.last_assignment = a.detach()
+            return f, None
+        a = self.assignment_map(self.assignment(f))                         # (B, M, H, W)
         if self.mode == "paper_mean":             # Eq. (2): (1/M) sum_m a_m f = f (1/M) sum_m a_m, no (B, M, C, H, W)
-            return f * a.mean(dim=1, keepdim=True)
+            return f * a.mean(dim=1, keepdim=True), None
         if self.mode == "part_tokens":                                      # the grid path is "none"
             pooled = torch.einsum("bmhw,bchw->bmc", a, f) / (a.sum((2, 3)).unsqueeze(-1) + 1e-5)   # t_m, (B, M, C_l)
-            self.last_region_tokens = self.to_width(pooled)                 # (B, M, C)
-            return f
+            return f, self.to_width(pooled)                                 # (B, M, C)
         mapped = torch.einsum("mdc,bchw->bmdhw", self.part_maps, f)         # P_m f, (B, M, C, H, W)
-        return (a.unsqueeze(2) * mapped).sum(dim=1)
+        return (a.unsqueeze(2) * mapped).sum(dim=1), None
 
 
 class DownsampleToGrid(nn.Sequential):

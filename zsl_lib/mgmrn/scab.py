@@ -10,6 +10,8 @@ For stage l < L, on the common grid (B, C, H, W):
 
 `detach_coarse` (the released code; the paper is silent) stops gradients into the coarse
 stages; `mode="concat_only"` is Table III's "w/o SCAB" (both masks fixed to 1, G_l kept).
+The masks pass through the identity taps `spatial_mask` and `channel_mask`, where observers
+hook them (`zsl_lib.recording`).
 """
 from __future__ import annotations
 
@@ -36,15 +38,14 @@ class SpatialChannelAttention(nn.Module):
         self.channel = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(), nn.Linear(channels, channels))
         one = spatial_channels == 1
         self.spatial = nn.Conv2d(channels, 1 if one else channels, 7 if one else 3, padding=3 if one else 1, bias=False)
-        self.last_masks = None
+        self.spatial_mask, self.channel_mask = nn.Identity(), nn.Identity()   # taps for observers
 
     def forward(self, g_l: torch.Tensor, coarser: list[torch.Tensor]) -> torch.Tensor:
         """g_l (B, C, H, W) and the coarser stages' grids -> u_l (B, 2HW, C)."""
         x = torch.cat(coarser, dim=1)                                        # (B, (L-l) C, H, W)
         s = self.fuse(x.detach() if self.detach_coarse else x)               # (B, C, H, W), Eq. (3)
         if self.mode == "scab":
-            a_c = torch.sigmoid(self.channel(s.mean(dim=(2, 3))))            # (B, C), Eq. (5)
-            a_s = torch.sigmoid(self.spatial(s))                             # (B, C or 1, H, W), Eq. (4)
-            self.last_masks = (a_s.detach(), a_c.detach())
+            a_c = self.channel_mask(torch.sigmoid(self.channel(s.mean(dim=(2, 3)))))   # (B, C), Eq. (5)
+            a_s = self.spatial_mask(torch.sigmoid(self.spatial(s)))          # (B, C or 1, H, W), Eq. (4)
             s = s * a_c[:, :, None, None] * a_s                              # Eq. (6)
         return torch.cat([tokens(g_l), tokens(s)], dim=1)                    # Eq. (7)

@@ -1,9 +1,9 @@
 """VSPCN's fusion modules, one per equation group of the paper (section 3).
 
 All attentions are single-head with scale 1/sqrt(D), and image tokens enter them
-through a stop-gradient (`detach`), as in the released code. Every module keeps its
-last attention map in `self.last_attention` for inspection (a plain attribute, written
-in forward, read by `zsl_lib.vspcn.recorder.AttentionRecorder`).
+through a stop-gradient (`detach`), as in the released code. Every module routes its
+attention map through the identity tap `attention_map`, on which observers register forward
+hooks (`zsl_lib.recording`, `zsl_lib.vspcn.recorder.AttentionRecorder`); no module stores it.
 """
 from __future__ import annotations
 
@@ -40,14 +40,13 @@ class WeakVisualPromptFusion(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(dim, elementwise_affine=False)
         self.q, self.k, self.v = _linear(dim), _linear(dim), _linear(dim)
-        self.last_attention = None
+        self.attention_map = nn.Identity()                               # tap for observers
 
     def forward(self, prompt: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
         # prompt (1, D); patches F^0 (B, N, D) without position embedding
         f = self.norm(patches.detach())
         q = self.q(self.norm(prompt)).expand(len(patches), -1, -1)   # (B, 1, D)
-        attn = attention(q, self.k(f))                                  # (B, 1, N)
-        self.last_attention = attn.detach()
+        attn = self.attention_map(attention(q, self.k(f)))              # (B, 1, N)
         return attn @ self.v(f)                                         # (B, 1, D)
 
 
@@ -64,13 +63,12 @@ class WeakSemanticPromptFusion(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.qkv = _linear(dim, bias=False)
         self.out = _linear(dim)
-        self.last_attention = None
+        self.attention_map = nn.Identity()                               # tap for observers
 
     def forward(self, prompt: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
         # prompt P_s (1, D); attributes S^0 (A, D)
         q, kv = self.qkv(self.norm(prompt)), self.qkv(self.norm(attributes))
-        attn = attention(q, kv)                                          # (1, A)
-        self.last_attention = attn.detach()
+        attn = self.attention_map(attention(q, kv))                      # (1, A)
         return self.out(attn @ kv)                                       # (1, D)
 
 
@@ -93,13 +91,13 @@ class StrongVisualPromptFusion(nn.Module):
                 trunc_normal_(layer.weight, std=0.02)
         self.bias = nn.Parameter(torch.zeros(1, num_patches))
         self.alpha, self.rho = alpha, rho
-        self.last_attention = None
+        self.attention_map = nn.Identity()                               # tap for observers
 
     def forward(self, prompt: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
         # prompt f_vp (B, 1, D); patches F^l (B, N, D)
         f = patches.detach()
-        attn = self.alpha * attention(self.q(prompt), self.k(f)) + (1 - self.alpha) * torch.softmax(self.bias, -1)
-        self.last_attention = attn.detach()                              # (B, 1, N)
+        attn = self.attention_map(self.alpha * attention(self.q(prompt), self.k(f))
+                                  + (1 - self.alpha) * torch.softmax(self.bias, -1))   # (B, 1, N)
         return self.rho * prompt + (1 - self.rho) * attn @ self.v(f)     # (B, 1, D)
 
 
@@ -114,13 +112,12 @@ class SemanticAdapter(nn.Module):
         super().__init__()
         self.q, self.k, self.v = (_linear(dim, std=0.01) for _ in range(3))
         self.beta = beta
-        self.last_attention = None
+        self.attention_map = nn.Identity()                               # tap for observers
 
     def forward(self, attributes: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
         # attributes S^{l-1} (B, A, D); patches F^l (B, N, D)
         f = patches.detach()
-        attn = attention(self.q(attributes), self.k(f))                 # (B, A, N)
-        self.last_attention = attn.detach()
+        attn = self.attention_map(attention(self.q(attributes), self.k(f)))   # (B, A, N)
         return self.beta * attributes + (1 - self.beta) * attn @ self.v(f)   # (B, A, D)
 
 
@@ -137,11 +134,10 @@ class StrongSemanticPromptFusion(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, num_attributes))
         self.alpha = alpha
         self.keep = 2.0 if residual == "double" else 1.0
-        self.last_attention = None
+        self.attention_map = nn.Identity()                               # tap for observers
 
     def forward(self, prompt: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
         # prompt f_sp (B, 1, D); attributes S^l (B, A, D)
-        attn = self.alpha * attention(self.q(prompt), self.k(attributes)) + \
-            (1 - self.alpha) * torch.softmax(self.bias, -1)               # (B, 1, A)
-        self.last_attention = attn.detach()
+        attn = self.attention_map(self.alpha * attention(self.q(prompt), self.k(attributes))
+                                  + (1 - self.alpha) * torch.softmax(self.bias, -1))   # (B, 1, A)
         return self.keep * prompt + attn @ self.v(attributes)             # (B, 1, D)

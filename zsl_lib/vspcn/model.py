@@ -1,11 +1,18 @@
 """VSPCN on any timm VisionTransformer (Jiang et al., CVPR 2025).
 
 Token layout: [CLS | visual prompt | semantic prompt | N patches], each prompt present
-only when its switch is on. The backbone is frozen (its CLS token and position
+only when its switch is on; `prefix_index` gives each prefix token's position and
+`num_prefix_tokens` their number (as timm's VisionTransformer counts its CLS and register
+tokens). The backbone is frozen (its CLS token and position
 embedding stay trainable, as in the released code). Weak fusion (Eqs. 1-4) makes the
 input prompts; the first K blocks run unchanged; before each later block a strong step
 updates the prompts (SVPF, adapter, SSPF; Eqs. 5-10). Recognition uses the CLS token:
 s_c(x) = z_cls . phi(a_c) (Eq. 12).
+
+The model follows timm's contract: `forward_features(x)` returns the final-LayerNorm token
+sequence (B, 1 + P + N, D), `forward_head(tokens, pre_logits=False)` the class scores (B, C)
+(z_cls (B, D) with `pre_logits=True`), and `forward(x)` is the two in turn.
+`prefix_outputs(tokens)` names the prefix tokens' outputs z_cls, z_vp, z_sp that the losses read.
 """
 from __future__ import annotations
 
@@ -84,8 +91,10 @@ class VSPCN(nn.Module):
         self.register_buffer("word_vectors", torch.as_tensor(word_vectors, dtype=torch.float32))
         self.register_buffer("class_attributes", torch.as_tensor(class_attributes, dtype=torch.float32))
         self.register_buffer("seen_classes", torch.as_tensor(seen_classes, dtype=torch.long))
-        num_prompts = int(cfg.vp) + int(cfg.sp)
-        self.prompt_pos_embed = nn.Parameter(torch.zeros(1, num_prompts, dim)) if num_prompts else None
+        prompts = [name for name, present in (("vp", cfg.vp), ("sp", cfg.sp)) if present]
+        self.prefix_index = {"cls": 0} | {name: 1 + i for i, name in enumerate(prompts)}   # position of each
+        self.num_prefix_tokens = len(self.prefix_index)                                  # 1 + P
+        self.prompt_pos_embed = nn.Parameter(torch.zeros(1, len(prompts), dim)) if prompts else None
         if cfg.vp:
             visual_prompt = trunc_normal_(torch.empty(1, dim), std=0.02)
             if cfg.train_visual_prompt:
@@ -138,16 +147,20 @@ class VSPCN(nn.Module):
         tokens.append(patches + vit.pos_embed[:, 1:])
         return vit.norm_pre(vit.pos_drop(torch.cat(tokens, dim=1))), s0
 
+    def prefix_token(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        """The prefix token `name` ("cls", "vp", "sp") of a token sequence (B, T, D), as (B, 1, D)."""
+        i = self.prefix_index[name]
+        return x[:, i:i + 1]
+
     def strong_step(self, step: StrongStep, x: torch.Tensor, s: torch.Tensor | None):
         """Update the prompt tokens of X^l before the next block; returns (X~^l, S^l)."""
-        p = int(self.cfg.vp) + int(self.cfg.sp)
-        patches = x[:, 1 + p:]                                           # F^l (B, N, D)
+        patches = x[:, self.num_prefix_tokens:]                          # F^l (B, N, D)
         tokens = [x[:, :1]]
         if self.cfg.vp:
-            vp = x[:, 1:2]
+            vp = self.prefix_token(x, "vp")                              # (B, 1, D)
             tokens.append(step.svpf(vp, patches) if step.svpf is not None else vp)
         if self.cfg.sp:
-            sp = x[:, 1 + int(self.cfg.vp):2 + int(self.cfg.vp)]
+            sp = self.prefix_token(x, "sp")                              # (B, 1, D)
             if step.sspf is not None:
                 if step.adapter is not None:
                     s = step.adapter(s, patches)                         # S^l (B, A, D)
@@ -159,32 +172,33 @@ class VSPCN(nn.Module):
         return torch.cat(tokens, dim=1), s
 
     # ---- timm-style API ---------------------------------------------------------------
-    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Final-LN outputs of the CLS, visual-prompt and semantic-prompt tokens, each (B, D)."""
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The final-LN output of every token, [z_cls | z_vp | z_sp | patches]: (B, 1 + P + N, D)."""
         tokens, s0 = self.input_tokens(x)
         s = None if s0 is None else s0.expand(len(x), -1, -1)           # S^{K-1} := S^0, (B, A, D)
         for index, block in enumerate(self.blocks):
             if index >= self.num_shallow:
                 tokens, s = self.strong_step(self.strong_steps[index - self.num_shallow], tokens, s)
             tokens = block(tokens)
-        z = self.vit.norm(tokens)
-        out = {"cls": z[:, 0]}
-        if self.cfg.vp:
-            out["vp"] = z[:, 1]
-        if self.cfg.sp:
-            out["sp"] = z[:, 1 + int(self.cfg.vp)]
-        return out
+        return self.vit.norm(tokens)
 
-    def forward_head(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Dot-product scores of every class, s_c = z_cls . phi(a_c) (Eq. 12): (B, C)."""
-        return features["cls"] @ self.prototypes().T
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """From `forward_features`' tokens (B, T, D): the dot-product scores of every class,
+        s_c = z_cls . phi(a_c) (Eq. 12), (B, C); or z_cls (B, D) with `pre_logits`."""
+        z_cls = x[:, self.prefix_index["cls"]]                           # (B, D)
+        return z_cls if pre_logits else z_cls @ self.prototypes().T
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def prefix_outputs(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The prefix tokens' outputs by name, "cls", "vp", "sp" (those present), each (B, D), from
+        `forward_features`' tokens (B, T, D)."""
+        return {name: tokens[:, i] for name, i in self.prefix_index.items()}
+
     def training_losses(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every term of Eq. (18) for a batch; `labels` (B,) are seen-column indices (0..C_s-1)."""
-        features = self.forward_features(x)
+        features = self.prefix_outputs(self.forward_features(x))
         prototypes = self.prototypes()                                   # (C, D)
         scores_seen = (features["cls"] @ prototypes.T)[:, self.seen_classes]   # (B, C_s)
         vp_logits = self.vp_classifier(features["vp"]) if self.cfg.vp else None

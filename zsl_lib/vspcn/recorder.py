@@ -1,4 +1,4 @@
-"""Recording what a VSPCN looks at, with forward hooks (no monkey-patching).
+"""Recording what a VSPCN looks at, with forward hooks (no monkey-patching, no state in the modules).
 
     with AttentionRecorder(model) as rec:
         model(x)
@@ -8,70 +8,71 @@
 timm's attention uses a fused kernel that does not return its probabilities, so the
 recorder hooks each block's `qkv` projection and recomputes softmax(q k^T * scale) from
 its output, exactly as the block does (the tests check the recomputation against the
-block's own output).
+block's own output). The fusion modules' maps come from their `attention_map` taps
+(`zsl_lib.recording`). Every forward pass overwrites the previous one's maps.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn as nn
 
+from ..recording import HookRecorder, keep_last
 from .model import VSPCN
 
+WEAK, STRONG = ("wvpf", "wspf"), ("svpf", "adapter", "sspf")
 
-class AttentionRecorder:
+
+class AttentionRecorder(HookRecorder):
     """Context manager collecting backbone and fusion attention maps of the last forward pass."""
 
     def __init__(self, model: VSPCN):
+        super().__init__()
         self.model = model
-        self.blocks: list[torch.Tensor] = []          # per block (B, heads, T, T)
-        self._handles = []
+        self.blocks: list[torch.Tensor | None] = [None] * len(model.blocks)   # per block (B, heads, T, T)
+        self._fusion = {name: [None] * len(modules) for name, modules in self._fusion_modules().items()}
 
-    def __enter__(self) -> "AttentionRecorder":
-        for block in self.model.blocks:
-            self._handles.append(block.attn.qkv.register_forward_hook(self._qkv_hook(block.attn)))
-        return self
+    def _fusion_modules(self) -> dict[str, list[nn.Module]]:
+        """The model's fusion modules by name (weak: one; strong: one per step), those it has."""
+        m = self.model
+        candidates = {name: [getattr(m, name, None)] for name in WEAK}
+        candidates |= {name: [getattr(step, name) for step in m.strong_steps] for name in STRONG}
+        found = {name: [x for x in modules if x is not None] for name, modules in candidates.items()}
+        return {name: modules for name, modules in found.items() if modules}
 
-    def __exit__(self, *exc) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+    def hooks(self):
+        for index, block in enumerate(self.model.blocks):
+            yield block.attn.qkv, self._qkv_hook(block.attn, index)
+        for name, modules in self._fusion_modules().items():
+            for index, module in enumerate(modules):
+                yield module.attention_map, keep_last(self._fusion[name], index)
 
-    def _qkv_hook(self, attn):
+    def _qkv_hook(self, attn, index: int):
         def hook(module, inputs, output):
-            if len(self.blocks) == len(self.model.blocks):   # a new forward pass starts
-                self.blocks.clear()
             B, T, _ = output.shape
             q, k, _ = output.detach().reshape(B, T, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
             q, k = attn.q_norm(q), attn.k_norm(k)
-            self.blocks.append(torch.softmax(q @ k.transpose(-2, -1) * attn.scale, dim=-1))
+            self.blocks[index] = torch.softmax(q @ k.transpose(-2, -1) * attn.scale, dim=-1)
         return hook
 
     @property
     def fusion(self) -> dict[str, torch.Tensor]:
-        """The fusion modules' attention maps of the last forward pass, by module name."""
-        m, out = self.model, {}
-        if m.cfg.vp and m.wvpf is not None:
-            out["wvpf"] = m.wvpf.last_attention                           # (B, 1, N)
-        if m.cfg.sp and m.wspf is not None:
-            out["wspf"] = m.wspf.last_attention                           # (1, A)
-        for name in ("svpf", "adapter", "sspf"):
-            maps = [getattr(step, name).last_attention for step in m.strong_steps if getattr(step, name) is not None]
-            if maps:
-                out[name] = torch.stack(maps)                             # (steps, B, ...)
+        """The fusion modules' attention maps of the last forward pass, by module name: "wvpf" (B, 1, N),
+        "wspf" (1, A), and per strong step "svpf" (steps, B, 1, N), "adapter" (steps, B, A, N),
+        "sspf" (steps, B, 1, A)."""
+        out = {}
+        for name, maps in self._fusion.items():
+            maps = self.recorded_slots(maps, name)
+            out[name] = maps[0] if name in WEAK else torch.stack(maps)
         return out
 
     def token_index(self, token: str) -> int:
-        cfg = self.model.cfg
-        index = {"cls": 0}
-        if cfg.vp:
-            index["vp"] = 1
-        if cfg.sp:
-            index["sp"] = 1 + int(cfg.vp)
+        """Position of a prefix token ("cls", "vp", "sp") in the blocks' sequence."""
+        index = self.model.prefix_index
         if token not in index:
             raise ValueError(f"this model has no {token!r} token; it has {sorted(index)}")
         return index[token]
 
     def token_to_patches(self, token: str) -> torch.Tensor:
         """Attention of one token ("cls", "vp" or "sp") over the patch tokens, per block: (L, B, heads, N)."""
-        p = int(self.model.cfg.vp) + int(self.model.cfg.sp)
-        i = self.token_index(token)
-        return torch.stack([a[:, :, i, 1 + p:] for a in self.blocks])
+        i, patches = self.token_index(token), self.model.num_prefix_tokens
+        return torch.stack([a[:, :, i, patches:] for a in self.recorded_slots(self.blocks, "the blocks")])
