@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from zsl_lib import families
 from zsl_lib import qualitative as q
 from zsl_lib.localisation import attribute_parts, shuffled_parts
 
@@ -61,7 +62,7 @@ def test_probe_contributions_add_up_to_the_patch_half_of_the_score():
 
 
 def test_mgmrn_attention_is_a_distribution_over_positions(smoke_world):
-    model = q.FAMILIES["mgmrn"].build(smoke_world, q.FAMILIES["mgmrn"].FAMILY.preset("paper"),
+    model = families.get("mgmrn").build(smoke_world, families.get("mgmrn").preset("paper"),
                                       smoke_world.seen_classes, 0).eval()
     maps = q.mgmrn_attention(model, smoke_world.images[:3])
     assert len(maps) == model.num_stages

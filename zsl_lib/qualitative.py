@@ -37,18 +37,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import evaluate, experiment, localisation, metrics, probe, provenance
+from . import evaluate, experiment, families, localisation, metrics, probe, provenance
 from .backbones import batch_to_input, load_or_pretrain, sha256_file
 from .eszsl import ESZSL
-from .mgmrn import experiment as mgmrn_experiment
 from .mgmrn.recorder import AttentionRecorder as MgMRNRecorder
 from .runtime import atomic_open
 from .toyworld.dataset import ToyBirds, ToyBirdsConfig, load_toybirds
 from .train import TrainConfig
-from .vspcn import experiment as vspcn_experiment
 from .vspcn.recorder import AttentionRecorder as VSPCNRecorder
 
-FAMILIES = {"vspcn": vspcn_experiment, "mgmrn": mgmrn_experiment}
+FAMILIES = ("vspcn", "mgmrn")          # the model families the chapter inspects (zsl_lib.families)
 MODELS = {"probe": "ESZSL probe (toy ViT)", "vspcn": "VSPCN", "mgmrn": "Mg-MRN"}
 CALIBRATION = "subtract_seen"       # on z-scored rows: the headline calibration of every model
 EMBED_IMAGES_PER_CLASS = 12         # test images a class in the embedding views
@@ -86,14 +84,14 @@ def stored_world(family: str = "vspcn", repo: Path = provenance.REPO_ROOT) -> To
 
 def load_trained(family: str, repo: Path = provenance.REPO_ROOT):
     """(trained model, world) of the family's stored book-size run."""
-    return FAMILIES[family].load_trained(stored_run(family, repo), repo / "results" / f"{family}_book.pt")
+    return families.get(family).load_trained(stored_run(family, repo), repo / "results" / f"{family}_book.pt")
 
 
 def untrained(family: str, world: ToyBirds, repo: Path = provenance.REPO_ROOT) -> torch.nn.Module:
     """The stored run's model as it started: same preset and seed, new parts untrained."""
     config = stored_run(family, repo)["config"]
-    module = FAMILIES[family]
-    return module.build(world, module.FAMILY.preset(config["preset"]), world.seen_classes,
+    spec = families.get(family)
+    return spec.build(world, spec.preset(config["preset"]), world.seen_classes,
                         config["train"]["seed"]).eval()
 
 
@@ -105,10 +103,10 @@ def train_shuffled(family: str, out: Path, repo: Path = provenance.REPO_ROOT, lo
     seed = config["train"]["seed"]
     order = localisation.shuffled_parts(localisation.attribute_parts(), seed)
     view = ShuffledAttributes(world, order)
-    module = FAMILIES[family]
-    cfg = module.FAMILY.preset(config["preset"])
+    spec = families.get(family)
+    cfg = spec.preset(config["preset"])
     train_cfg = TrainConfig(**{**config["train"], "milestones": tuple(config["train"]["milestones"])})
-    model, history, scores = experiment.quick_run(view, lambda seen: module.build(view, cfg, seen, seed), train_cfg,
+    model, history, scores = experiment.quick_run(view, lambda seen: spec.build(view, cfg, seen, seed), train_cfg,
                                                   log=log)
     state_sha = experiment.save_state(model, out.with_suffix(".pt"))
     metrics_ = {**scores, "loss_first": float(np.mean([h["total"] for h in history[:10]])),
@@ -127,8 +125,8 @@ def load_shuffled(record: dict, state_path: Path):
     config = record["config"]
     world = load_toybirds(ToyBirdsConfig(**config["world"]))
     view = ShuffledAttributes(world, np.array(config["attribute_order"]))
-    module = FAMILIES[config["family"]]
-    model = module.build(view, module.FAMILY.preset(config["preset"]), world.seen_classes, config["train"]["seed"])
+    spec = families.get(config["family"])
+    model = spec.build(view, spec.preset(config["preset"]), world.seen_classes, config["train"]["seed"])
     return experiment.load_state(model, record, state_path), world, view.order
 
 
