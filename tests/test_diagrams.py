@@ -86,7 +86,8 @@ def test_vspcn_diagram_depth_follows_the_backbone():
                                  mgmrn_preset("official_code", "CUB")])
 def test_mgmrn_diagram_draws_one_column_per_level(cfg):
     fig = diagrams.mgmrn_diagram(cfg)
-    levels = cfg.num_levels if cfg.mgm else 1
+    levels = cfg.num_levels if cfg.mgm else 1                           # by hand: MgMRNConfig.num_stages
+    assert cfg.num_stages == levels
     labels = texts(fig)
     assert sum(t.startswith("VSD") for t in labels) == levels
     assert sum("L_{SCE}" in t for t in labels) == levels + 1            # one per stage, and the total

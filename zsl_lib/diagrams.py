@@ -207,8 +207,7 @@ def vspcn_diagram(cfg: VSPCNConfig | None = None, ax=None, depth: int = VIT_B16_
 # ---- Mg-MRN ------------------------------------------------------------------------------
 def mgmrn_levels(cfg: MgMRNConfig) -> list[str]:
     """The backbone stages the model decodes, finest first (the last L; one without MgM)."""
-    levels = cfg.num_levels if cfg.mgm else 1
-    return list(RESNET_STAGES[-levels:])
+    return list(RESNET_STAGES[-cfg.num_stages:])
 
 
 def _mgmrn_labels(cfg: MgMRNConfig, level: int, levels: int) -> list[tuple[str, str]]:

@@ -47,6 +47,12 @@ class MgMRNConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} {getattr(self, name)!r} is not one of {allowed}")
 
+    @property
+    def num_stages(self) -> int:
+        """The backbone stages the model decodes, one decoder each: L = `num_levels` with
+        multi-granularity (`mgm`), 1 without (Table III rows 1-2: the raw last stage)."""
+        return self.num_levels if self.mgm else 1
+
 
 # dataset: (kappa, paper (lambda_AR, L, N_p), code (lambda_AR, L, N_p)); kappa is the code's, the
 # paper's values are its Sec. IV-A / Fig. 5 choices, the code's are its per-dataset yamls.

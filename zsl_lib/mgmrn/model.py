@@ -39,7 +39,7 @@ class MgMRN(nn.Module):
                  seen_classes, cfg: MgMRNConfig):
         super().__init__()
         self.cfg, self.backbone = cfg, backbone
-        num_stages = cfg.num_levels if cfg.mgm else 1   # without MgM (Table III rows 1-2): the raw last stage
+        num_stages = cfg.num_stages
         stages = [dict(s) for s in backbone.feature_info[-num_stages:]]
         if len(stages) < num_stages:
             raise ValueError(f"num_levels={cfg.num_levels} but the backbone has {len(backbone.feature_info)} stages")
@@ -70,8 +70,7 @@ class MgMRN(nn.Module):
 
     @property
     def num_stages(self) -> int:
-        """The stages the model decodes, one decoder each: L = `cfg.num_levels` with multi-granularity
-        (`cfg.mgm`), 1 without (the raw last stage)."""
+        """The stages the model decodes, one decoder each (`MgMRNConfig.num_stages`)."""
         return len(self.decoders)
 
     def stage_attributes(self, x: torch.Tensor) -> list[torch.Tensor]:
