@@ -44,6 +44,11 @@ def word_vector_span(word_vectors: torch.Tensor, rtol: float = 1e-4) -> torch.Te
 
 
 class VisualSemanticDecoder(nn.Module):
+    """One stage's decoder (Eqs. 8-10, above): the attributes' word vectors E (A, d_w) attend over the
+    stage's tokens. `hidden` is d_k; `scaled` divides the logits by sqrt(d_k) (the paper's form; the
+    code's softmax has no scaling); `head` is the read-out, "w2v_bilinear" (Eq. 10) or "free" (the
+    code's); `fix_zero_w2v` replaces all-zero word vectors by a learnable one."""
+
     def __init__(self, word_vectors: torch.Tensor, channels: int, hidden: int = 1024, scaled: bool = True,
                  head: str = "w2v_bilinear", fix_zero_w2v: bool = True):
         super().__init__()

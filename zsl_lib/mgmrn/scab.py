@@ -27,6 +27,10 @@ def tokens(x: torch.Tensor) -> torch.Tensor:
 
 
 class SpatialChannelAttention(nn.Module):
+    """The SCAB of one stage l < L (Eqs. 3-7, above): `channels` is the common width C, `num_coarser`
+    the number of coarser stages it reads (L - l); `spatial_channels` = 1 gives a CBAM-style
+    one-channel spatial mask (7 x 7 kernel), the default C channels are the code's (3 x 3)."""
+
     def __init__(self, channels: int, num_coarser: int, mode: str = "scab", detach_coarse: bool = False,
                  spatial_channels: int | None = None):
         super().__init__()
