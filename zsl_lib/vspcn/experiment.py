@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import time
-from pathlib import Path
 
 from .. import experiment, families
 from ..memo import Memoised
