@@ -88,3 +88,15 @@ def test_gamma_widget_redraws_when_the_slider_moves():
     assert image.value[:4] == b"\x89PNG" and image.value != first
     with pytest.raises(ValueError, match="widen the range"):
         qp.gamma_widget(scores, labels, seen_cols, {"a": 0.5, "b": 1.0}, value=9.0)
+
+
+@pytest.mark.parametrize("out", ["results/qualitative", "vspcn_shuffled.pt"])
+def test_the_command_refuses_an_output_that_is_not_a_json_file(tmp_path, capsys, out):
+    target = tmp_path / out
+    if not target.suffix:
+        target.mkdir(parents=True)                                  # an existing folder, as a user might pass
+    with pytest.raises(SystemExit):
+        q.main(["shuffled", "--family", "vspcn", "--out", str(target)])
+    message = capsys.readouterr().err
+    assert str(target) in message and "results/qualitative/vspcn_shuffled.json" in message
+    assert not (tmp_path / "results" / "qualitative.pt").exists()

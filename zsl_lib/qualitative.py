@@ -339,6 +339,10 @@ def main(argv=None) -> None:
     views = sub.add_parser("views", help="scores, embeddings and the probe's read-out on world 0")
     views.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    if args.out.suffix != ".json" or args.out.is_dir():
+        example = f"{args.family}_shuffled.json" if args.command == "shuffled" else "views_world0.json"
+        parser.error(f"--out {args.out}: give the path of a .json file to write (its weights go beside it, as .pt), "
+                     f"e.g. results/qualitative/{example}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.command == "shuffled":
         record = train_shuffled(args.family, args.out)
