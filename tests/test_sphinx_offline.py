@@ -72,3 +72,17 @@ def test_the_rendered_check_passes_a_good_build_and_names_what_breaks_a_bad_one(
     for expected in ("image does not load", "link to a missing file: gone.html", "raw LaTeX in the text: \\(",
                      "script error", "HTTP 404"):
         assert any(expected in problem for problem in found), (expected, found)
+
+
+def test_the_root_redirect_names_the_icon_and_the_first_page(tmp_path):
+    from types import SimpleNamespace
+    app = SimpleNamespace(outdir=str(tmp_path), builder=SimpleNamespace(format="html"),
+                          config=SimpleNamespace(master_doc="book/index", html_favicon="book/favicon.svg"))
+    sphinx_offline.root_redirect(app, None)
+    page = (tmp_path / "index.html").read_text()
+    assert '<link rel="icon" href="_static/favicon.svg">' in page
+    assert 'content="0; url=book/index.html"' in page
+    app.config.master_doc = "index"                  # the first page is the root itself: no redirect
+    (tmp_path / "index.html").unlink()
+    sphinx_offline.root_redirect(app, None)
+    assert not (tmp_path / "index.html").exists()

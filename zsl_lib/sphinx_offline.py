@@ -16,6 +16,10 @@ a browser's console clean.
   a small `Hub` passes its work to MathJax 3.
 * **The theme's first visit**: with nothing stored yet, the theme reads an empty colour mode and
   logs an error before falling back to "auto"; a one-line script sets "auto" first.
+* **The root page**: the book's first page is `book/index`, so the site's `index.html` only
+  redirects to it. The redirect that Jupyter Book writes names no icon, and a browser that asks
+  for `/favicon.ico` before it follows the redirect logs a 404; the book writes its own redirect,
+  with the book's icon, before that one would be written.
 """
 from __future__ import annotations
 
@@ -95,11 +99,22 @@ def copy_assets(app, exception) -> None:
                         ignore=shutil.ignore_patterns("*.js", "*.map", "*.txt"))
 
 
+def root_redirect(app, exception) -> None:
+    """Write the site's `index.html`: a redirect to the first page that names the book's icon."""
+    if exception is not None or app.builder.format != "html" or app.config.master_doc == "index":
+        return
+    icon = f'<link rel="icon" href="_static/{Path(app.config.html_favicon).name}">\n' if app.config.html_favicon else ""
+    (Path(app.outdir) / "index.html").write_text(
+        f'<!DOCTYPE html>\n<meta charset="utf-8">\n{icon}'
+        f'<meta http-equiv="Refresh" content="0; url={app.config.master_doc}.html">\n', encoding="utf8")
+
+
 def setup(app):
     app.connect("config-inited", use_local_widgets)
     # early: a handler of this event that returns a template name ends the event for later ones
     app.connect("html-page-context", one_of_each_script, priority=100)
     app.connect("build-finished", copy_assets)
+    app.connect("build-finished", root_redirect, priority=100)    # before sphinx-external-toc's own redirect
     app.add_js_file(None, body=DEFAULT_MODE, priority=1)
     app.add_js_file(None, body=MATHJAX2_QUEUE, priority=2)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
