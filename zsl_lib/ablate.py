@@ -239,7 +239,7 @@ def status(grid: Grid, todo: list[Cell], settings: Settings, out: Path, jobs: in
     lines = [f"grid {grid.name}: {len(done)} of {len(todo)} cells stored in {out / grid.name}"]
     if done:
         wall = sum(r["wall_time_s"] for r in done) / len(done)
-        lines.append(f"measured: {wall / 60:.1f} min of wall time a cell")
+        lines.append(f"measured: {wall / 60:.1f} min of wall time a cell (with any other work on the machine, and any pause)")
         timed = [r["cpu_time_s"] for r in done if "cpu_time_s" in r]
         if timed:
             cpu = sum(timed) / len(timed)
