@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from zsl_lib import evaluate, experiment
+from zsl_lib import evaluate, experiment, provenance
 from zsl_lib.train import TrainConfig
 
 
@@ -122,3 +122,16 @@ def test_compare_over_worlds_pairs_each_world_with_its_probe_row():
     assert "+7.8 sd" in text.splitlines()[-2] and "git abcdef0, 450 steps" in text
     with pytest.raises(ValueError, match="two worlds or more"):
         experiment.compare_over_worlds(probe, "pretrained_cnn", {0: runs[0]}, "Mg-MRN")
+
+
+def test_stored_book_runs_names_world_0_plainly_and_checks_each_world(tmp_path):
+    for world, name in ((0, "run.json"), (1, "run_seed1.json"), (2, "run_seed2.json")):
+        provenance.save_json(tmp_path / name, {"config": {"world": {"seed": world}}, "metrics": {"H": 10.0 * world}})
+    runs = experiment.stored_book_runs("run", (0, 1, 2), tmp_path)
+    assert list(runs) == [0, 1, 2] and [r["metrics"]["H"] for r in runs.values()] == [0.0, 10.0, 20.0]
+    assert experiment.book_run_path("run", 2, tmp_path) == tmp_path / "run_seed2.json"
+    provenance.save_json(tmp_path / "run_seed1.json", {"config": {"world": {"seed": 0}}, "metrics": {}})
+    with pytest.raises(ValueError, match="run_seed1.json holds a run on world 0, not 1"):
+        experiment.stored_book_runs("run", (0, 1), tmp_path)
+    with pytest.raises(FileNotFoundError, match="run_seed3.json"):
+        experiment.stored_book_runs("run", (3,), tmp_path)

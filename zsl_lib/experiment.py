@@ -262,6 +262,24 @@ def compare_over_worlds(probe: dict, extractor: str, runs: dict[int, dict], mode
     return "\n".join(lines), values
 
 
+def book_run_path(stem: str, world: int, results: Path = provenance.REPO_ROOT / "results") -> Path:
+    """Where a book-size run on ToyBirds world `world` is stored: `<stem>.json` for world 0, the
+    book's default world, and `<stem>_seed<world>.json` for the others (a world is named by the
+    seed that draws it). The README's table of stored results gives the command behind each."""
+    return results / (f"{stem}.json" if world == 0 else f"{stem}_seed{world}.json")
+
+
+def stored_book_runs(stem: str, worlds=(0, 1, 2), results: Path = provenance.REPO_ROOT / "results") -> dict[int, dict]:
+    """{world: record} of a book-size run stored for each of `worlds` (`book_run_path`); a record
+    made on another world than its file name says is an error."""
+    runs = {w: provenance.load_json(book_run_path(stem, w, results)) for w in worlds}
+    for w, record in runs.items():
+        if record["config"]["world"]["seed"] != w:
+            raise ValueError(f"{book_run_path(stem, w, results)} holds a run on world "
+                             f"{record['config']['world']['seed']}, not {w}: re-run it with --seed {w}")
+    return runs
+
+
 def stored_run_beside_probe(run: str = "vspcn_book", extractor: str = "pretrained_vit",
                             label: str = "VSPCN paper_default, book run") -> tuple[str, dict[str, dict]]:
     """A stored run (`results/<run>.json`) beside chapter 1's ESZSL probe on the same world and
@@ -269,7 +287,7 @@ def stored_run_beside_probe(run: str = "vspcn_book", extractor: str = "pretraine
 
     Returns the printed comparison (with the run's provenance) and the two metric dicts
     {"book": run's, "probe": probe's}, in percent, gamma chosen on validation classes."""
-    record = provenance.load_json(provenance.REPO_ROOT / "results" / f"{run}.json")
+    record = provenance.load_json(book_run_path(run, 0))
     study = provenance.load_json(provenance.REPO_ROOT / "results" / "probe_book.json")
     world = record["config"]["world"]["seed"]
     metrics_of = {"book": record["metrics"], "probe": study["metrics"]["per_seed"][extractor][study["seeds"].index(world)]}
