@@ -17,7 +17,8 @@ def test_the_checker_names_each_kind_of_problem(tmp_path):
     page = chapter(tmp_path, [
         "The run took 133 s and reached H 64.2 %, with a spread of 3 ± 1 points.",
         "It beats {glue:text}`never_glued:.1f` points; see the spec, and chapter 42 for more.",
-    ])
+        "H {glue:text}`ch3_h:.1f} and {glue:text}`ch3_h:.1f` again.",
+    ], code=['glue("ch3_h", 64.2, display=False)'])
     found = prose.check(page, known_chapters={1, 2, 3})
     kinds = [(p.kind, p.text) for p in found]
     assert ("number not glued", "133 s") in kinds and ("number not glued", "64.2 %") in kinds
@@ -25,7 +26,8 @@ def test_the_checker_names_each_kind_of_problem(tmp_path):
     assert ("glue key no cell defines", "never_glued") in kinds
     assert any(kind == "wording 'spec'" for kind, _ in kinds)
     assert ("chapter not in _toc.yml", "chapter 42") in kinds
-    assert len(found) == 6
+    assert ("glue role not closed by its backtick", "{glue:text}`ch3_h:.1f} and {glue:text}`") in kinds
+    assert len(found) == 7
 
 
 def test_glued_math_code_references_paper_numbers_and_the_allow_list_pass(tmp_path):

@@ -11,6 +11,8 @@ In the markdown cells of a chapter (notebooks) or page (.md), outside math (`$..
   plus-minus (`±`, `+-`) or a unit of time (s, min, minutes, h, hours, seconds). Such numbers
   must be glued from the cell that computes them. Exempt: a sentence that labels its numbers
   as a paper's (it names "the paper" and a table or figure), and the chapter's allow-list;
+* a `{glue:...}` role whose backtick span holds more than a key and its format (a brace
+  typed for the closing backtick runs the role into the text after it);
 * a `{glue:...}` key that no code cell of the chapter glues (a key glued by an f-string,
   `glue(f"ch7_{key}_H", ...)`, is a pattern whose fields match any text);
 * **wording a reader cannot follow**: "spec", "specification", "first edition", "this
@@ -45,6 +47,8 @@ HIDDEN = re.compile(r"\$\$.*?\$\$|\$[^$\n]+\$|```.*?```|`[^`\n]*`|\]\([^)]*\)|\{
                     r"|\b(?:[Ss]ections?|§|[Cc]hapters?|[Ee]qs?\.|[Tt]ables?|[Ff]igs?\.)\s*\d+(?:\.\d+)*"   # references
                     r"(?:\s*(?:,|and|-|–)\s*\d+(?:\.\d+)*)*", re.S | re.M)
 GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
+GLUE_SPAN = re.compile(r"\{glue(?::\w+)?\}`([^`]*)`")
+GLUE_CONTENT = re.compile(r"[\w.-]+(?::[^\s{}]*)?")                    # key, or key:format
 GLUE_CALL = re.compile(r"""\bglue\(\s*(f?)(["'])""")
 CHAPTER = re.compile(r"\b[Cc]hapters?\s+(\d+)")
 PAPER_LABEL = re.compile(r"\bpaper('s)?\b.*\b(Table|Fig\.|Figure)\s*[\dIVX]+|\b(Table|Fig\.|Figure)\s*[\dIVX]+.*\bpaper('s)?\b",
@@ -125,6 +129,9 @@ def check(page: Path, allowed: list[str] = (), known_chapters: set[int] | None =
         for key in GLUE_ROLE.findall(source):
             if not any(pattern.fullmatch(key) for pattern in glued):
                 problems.append(Problem(page.name, index, "glue key no cell defines", key))
+        for match in GLUE_SPAN.finditer(source):
+            if not GLUE_CONTENT.fullmatch(match.group(1)):
+                problems.append(Problem(page.name, index, "glue role not closed by its backtick", match.group(0)[:60]))
         visible = HIDDEN.sub(blank, source)
         for start, end in sentences(source):
             if PAPER_LABEL.search(source[start:end]):
