@@ -148,7 +148,8 @@ def summary(grid: Grid, records: dict[Cell, dict], worlds=(0, 1, 2), metric: str
 def sentence(line: pd.Series, metric: str = "H") -> str:
     """One line of a `summary` (of `metric`) as a clause a chapter's prose can glue after the
     row's name: its mean paired difference, how many worlds share its sign, and the verdict; or that the row
-    is the reference, or not stored yet while a world is missing."""
+    is the reference, or not stored yet while a world is missing. It is Markdown (the comparison row's key is a
+    code span): glue it as `IPython.display.Markdown` and paste it with `{glue:md}`."""
     if line["verdict"] == "reference":
         return "is the row the others are compared with"
     if line["verdict"] == "incomplete":
