@@ -46,9 +46,8 @@ HIDDEN = re.compile(r"\$\$.*?\$\$|\$[^$\n]+\$|```.*?```|`[^`\n]*`|\]\([^)]*\)|\{
                     r"|^#+ [^\n]*"                                                # headings ("## 9.3 ...")
                     r"|\b(?:[Ss]ections?|§|[Cc]hapters?|[Ee]qs?\.|[Tt]ables?|[Ff]igs?\.)\s*\d+(?:\.\d+)*"   # references
                     r"(?:\s*(?:,|and|-|–)\s*\d+(?:\.\d+)*)*", re.S | re.M)
-GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
-GLUE_SPAN = re.compile(r"\{glue(?::\w+)?\}`([^`]*)`")
-GLUE_CONTENT = re.compile(r"[\w.-]+(?::[^\s{}]*)?")                    # key, or key:format
+GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`]*)`")                # its backtick span: key, or key:format
+GLUE_CONTENT = re.compile(r"([\w.-]+)(?::[^\s{}]*)?")
 GLUE_CALL = re.compile(r"""\bglue\(\s*(f?)(["'])""")
 CHAPTER = re.compile(r"\b[Cc]hapters?\s+(\d+)")
 PAPER_LABEL = re.compile(r"\bpaper('s)?\b.*\b(Table|Fig\.|Figure)\s*[\dIVX]+|\b(Table|Fig\.|Figure)\s*[\dIVX]+.*\bpaper('s)?\b",
@@ -126,12 +125,11 @@ def check(page: Path, allowed: list[str] = (), known_chapters: set[int] | None =
     for index, (kind, source) in enumerate(cells):
         if kind != "markdown":
             continue
-        for key in GLUE_ROLE.findall(source):
-            if not any(pattern.fullmatch(key) for pattern in glued):
-                problems.append(Problem(page.name, index, "glue key no cell defines", key))
-        for match in GLUE_SPAN.finditer(source):
-            if not GLUE_CONTENT.fullmatch(match.group(1)):
-                problems.append(Problem(page.name, index, "glue role not closed by its backtick", match.group(0)[:60]))
+        for role in GLUE_ROLE.finditer(source):
+            if not (content := GLUE_CONTENT.fullmatch(role.group(1))):
+                problems.append(Problem(page.name, index, "glue role not closed by its backtick", role.group(0)[:60]))
+            elif not any(pattern.fullmatch(content.group(1)) for pattern in glued):
+                problems.append(Problem(page.name, index, "glue key no cell defines", content.group(1)))
         visible = HIDDEN.sub(blank, source)
         for start, end in sentences(source):
             if PAPER_LABEL.search(source[start:end]):
