@@ -50,7 +50,7 @@ def count(world, name: str, steps: int, device: torch.device) -> dict:
         if device.type == "cuda":
             torch.cuda.set_sync_debug_mode("warn")
         try:
-            train(model, world.images[tv], world.labels[tv], cfg, log=lambda *_: None)
+            train(model, world.images[tv], world.labels[tv], cfg, log=lambda *_: None, normalize=world.normalize)
         finally:
             if device.type == "cuda":
                 torch.cuda.set_sync_debug_mode("default")

@@ -100,7 +100,7 @@ def test_the_curve_does_not_change_the_validation_model(smoke_world):
     sp = smoke_world.splits
     from zsl_lib.train import train
     train(without, smoke_world.images[sp["train"]], smoke_world.labels[sp["train"]],
-          experiment.validation_schedule(smoke_world, cfg), log=lambda *_: None)
+          experiment.validation_schedule(smoke_world, cfg), log=lambda *_: None, normalize=smoke_world.normalize)
     assert len(curve) == 2
     for (name, a), b in zip(with_curve.state_dict().items(), without.state_dict().values()):
         assert torch.equal(a, b), name

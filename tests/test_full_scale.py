@@ -190,7 +190,8 @@ def test_a_training_step_reads_values_from_the_device_once(smoke_world, name, gr
     if name == "mgmrn_official_code" and grad_accum > 1:
         pytest.skip("the per-stage steps train with grad_accum 1")
     with count_host_reads() as reads:
-        history = train(model, smoke_world.images[tv], smoke_world.labels[tv], cfg, log=lambda *_: None)
+        history = train(model, smoke_world.images[tv], smoke_world.labels[tv], cfg, log=lambda *_: None,
+                        normalize=smoke_world.normalize)
     assert len(history) == steps and all(np.isfinite(h["total"]) for h in history)
     syncs = sum(v for k, v in reads.items() if k != "optimizer_step_counters")
     assert syncs == steps                                          # one read of the logged terms a step
@@ -224,7 +225,8 @@ def test_per_stage_steps_run_backward_and_the_update_outside_autocast(smoke_worl
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(torch.optim.Adam, "step", step)
         train(model, smoke_world.images[tv], smoke_world.labels[tv],
-              TrainConfig(steps=1, batch_size=4, device="cpu", precision="bf16"), log=lambda *_: None)
+              TrainConfig(steps=1, batch_size=4, device="cpu", precision="bf16"), log=lambda *_: None,
+              normalize=smoke_world.normalize)
     assert during["forward"] and all(during["forward"])                 # bf16 forward passes
     assert during["backward"] == [False] and during["step"] == [False] * 3
 
@@ -311,7 +313,8 @@ def test_evaluation_streams_a_split_in_batches_and_autocasts_as_asked(smoke_worl
     scores, labels, _ = evaluate.split_scores(model, world, "test", "cpu")
     assert len(scores) == len(labels) > 128 and max(images.reads) <= 128    # never the whole split at once
     assert set(model.autocast) == {False}                                  # the CPU: plain fp32 as before
-    evaluate.class_scores(model, smoke_world.images[:4], device="cpu", precision="bf16")
+    evaluate.class_scores(model, smoke_world.images[:4], device="cpu", precision="bf16",
+                          normalize=smoke_world.normalize)
     assert model.autocast[-1] is True
     evaluate.evaluate(model, world, 0.0, "stacking", "cpu", precision="bf16")     # the training run's precision
     assert model.autocast[-1] is True

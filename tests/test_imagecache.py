@@ -59,7 +59,7 @@ def test_training_on_the_memory_map_equals_training_in_memory(tmp_path, smoke_wo
     for images in (smoke_world.images[tv], open_cache(tmp_path / "imgs.npy")):
         model = build(smoke_world, preset("paper_default"), smoke_world.seen_classes, seed=0)
         train(model, images, smoke_world.labels[tv], TrainConfig(steps=2, batch_size=16, device="cpu"),
-              log=lambda *_: None)
+              log=lambda *_: None, normalize=smoke_world.normalize)
         states.append(checkpoint.trainable_state(model))
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 

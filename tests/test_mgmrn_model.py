@@ -68,7 +68,8 @@ def test_a_short_toybirds_run_lowers_the_loss_and_beats_chance(smoke_world):
     model = build(smoke_world)
     tv = smoke_world.splits["trainval"]
     history = train(model, smoke_world.images[tv], smoke_world.labels[tv],
-                    TrainConfig(steps=80, batch_size=32, lr=1e-3, device="cpu"), log=lambda *_: None)
+                    TrainConfig(steps=80, batch_size=32, lr=1e-3, device="cpu"), log=lambda *_: None,
+                    normalize=smoke_world.normalize)
     first, last = np.mean([h["total"] for h in history[:10]]), np.mean([h["total"] for h in history[-10:]])
     assert last < first - 0.5
     report = evaluate.evaluate(model, smoke_world, 0.0, "zscore_stacking", "cpu")

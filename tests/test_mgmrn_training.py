@@ -65,12 +65,14 @@ def test_the_official_preset_trains_with_three_steps_per_batch_inside_train(smok
     original = torch.optim.SGD.step
     torch.optim.SGD.step = lambda self, *a, **k: (steps.append(1), original(self, *a, **k))[1]
     try:
-        history = train(model, smoke_world.images[tv], smoke_world.labels[tv], cfg, log=lambda *_: None)
+        history = train(model, smoke_world.images[tv], smoke_world.labels[tv], cfg, log=lambda *_: None,
+                        normalize=smoke_world.normalize)
     finally:
         torch.optim.SGD.step = original
     assert len(steps) == 6 and set(history[0]) == {"stage_1", "stage_2", "stage_3", "total"}
     with pytest.raises(ValueError, match="makes its own optimiser steps .*grad_accum 1"):
-        train(model, smoke_world.images[tv], smoke_world.labels[tv], replace(cfg, grad_accum=2), log=lambda *_: None)
+        train(model, smoke_world.images[tv], smoke_world.labels[tv], replace(cfg, grad_accum=2), log=lambda *_: None,
+              normalize=smoke_world.normalize)
 
 
 def test_per_stage_steps_equal_one_summed_step_to_first_order(smoke_world):
@@ -116,7 +118,7 @@ def test_resume_is_exact_with_a_fine_tuned_cnn(tmp_path, smoke_world):
             return x
         model = build(smoke_world, preset("paper"), smoke_world.seen_classes)
         train(model, smoke_world.images[tv], smoke_world.labels[tv], cfg, log=lambda *_: None, run_dir=run_dir,
-              resume=resume, transform=interrupt)
+              resume=resume, transform=interrupt, normalize=smoke_world.normalize)
         return checkpoint.trainable_state(model)
 
     whole = run(tmp_path / "whole")

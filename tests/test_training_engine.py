@@ -100,7 +100,8 @@ def train_states(world, losses, accumulations):
     for accum in accumulations:
         model = build(world, preset("paper_default", losses=losses), world.seen_classes, seed=0)
         train(model, world.images[tv], world.labels[tv],
-              TrainConfig(steps=3, batch_size=16, device="cpu", grad_accum=accum), log=lambda *_: None)
+              TrainConfig(steps=3, batch_size=16, device="cpu", grad_accum=accum), log=lambda *_: None,
+              normalize=world.normalize)
         states.append(checkpoint.trainable_state(model))
     return states
 
@@ -131,7 +132,7 @@ def test_reading_ahead_in_threads_changes_nothing_and_resumes_exactly(tmp_path, 
             return x
         model = build(smoke_world, preset("paper_default"), smoke_world.seen_classes, seed=0)
         train(model, smoke_world.images[tv], smoke_world.labels[tv], replace(cfg, workers=workers),
-              log=lambda *_: None, run_dir=run_dir, resume=resume, transform=interrupt)
+              log=lambda *_: None, run_dir=run_dir, resume=resume, transform=interrupt, normalize=smoke_world.normalize)
         return checkpoint.trainable_state(model)
 
     plain = run(0, tmp_path / "plain")
@@ -177,10 +178,11 @@ def test_resume_refuses_a_changed_configuration(tmp_path, smoke_world):
     tv = smoke_world.splits["trainval"][:64]
     model = build(smoke_world, preset("paper_default"), smoke_world.seen_classes, seed=0)
     train(model, smoke_world.images[tv], smoke_world.labels[tv], TrainConfig(steps=2, batch_size=16, device="cpu"),
-          log=lambda *_: None, run_dir=tmp_path)
+          log=lambda *_: None, run_dir=tmp_path, normalize=smoke_world.normalize)
     with pytest.raises(ValueError, match=r"different configuration \(keys \['lr'\]"):
         train(model, smoke_world.images[tv], smoke_world.labels[tv],
-              TrainConfig(steps=2, batch_size=16, lr=0.1, device="cpu"), run_dir=tmp_path, resume=True)
+              TrainConfig(steps=2, batch_size=16, lr=0.1, device="cpu"), run_dir=tmp_path, resume=True,
+              normalize=smoke_world.normalize)
 
 
 def test_config_errors_name_the_key_and_the_allowed_values(tmp_path):
@@ -269,7 +271,7 @@ def test_metrics_go_to_tensorboard_when_it_is_installed(tmp_path, smoke_world, m
     model = build(smoke_world, preset("paper_default"), smoke_world.seen_classes, seed=0)
     history = train(model, smoke_world.images[tv], smoke_world.labels[tv],
                     TrainConfig(steps=2, batch_size=16, device="cpu", log_every=1), log=lambda *_: None,
-                    run_dir=tmp_path, on_epoch_end=lambda m, e: {"H": 1.0})
+                    run_dir=tmp_path, on_epoch_end=lambda m, e: {"H": 1.0}, normalize=smoke_world.normalize)
     assert ("train/total", history[1]["total"], 1) in scalars and ("val/H", 1.0, 1) in scalars
     assert scalars[-1] == "closed"
 
@@ -282,7 +284,8 @@ def test_compiled_training_matches_eager(smoke_world):
     for compiled in (False, True):
         model = build(smoke_world, preset("paper_default"), smoke_world.seen_classes, seed=0)
         history = train(model, smoke_world.images[tv], smoke_world.labels[tv],
-                        TrainConfig(steps=3, batch_size=16, device="cpu", compile=compiled), log=lambda *_: None)
+                        TrainConfig(steps=3, batch_size=16, device="cpu", compile=compiled), log=lambda *_: None,
+                        normalize=smoke_world.normalize)
         runs.append((checkpoint.trainable_state(model), history))
     (eager, eager_history), (compiled, compiled_history) = runs
     assert [h["total"] for h in eager_history] == pytest.approx([h["total"] for h in compiled_history], abs=1e-4)

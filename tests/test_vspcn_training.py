@@ -23,7 +23,8 @@ def test_short_run_lowers_the_loss_and_beats_chance(smoke_world):
     frozen = {k: v.clone() for k, v in model.vit.state_dict().items() if k not in ("cls_token", "pos_embed")}
     tv = smoke_world.splits["trainval"]
     history = train(model, smoke_world.images[tv], smoke_world.labels[tv],
-                    TrainConfig(steps=60, batch_size=32, device="cpu"), log=lambda *_: None)
+                    TrainConfig(steps=60, batch_size=32, device="cpu"), log=lambda *_: None,
+                    normalize=smoke_world.normalize)
     first, last = np.mean([h["total"] for h in history[:5]]), np.mean([h["total"] for h in history[-5:]])
     assert last < first - 0.3
     report = evaluate.evaluate(model, smoke_world, gamma=0.0, name="eq19", device="cpu")
@@ -46,14 +47,15 @@ def test_non_finite_loss_names_step_and_term(smoke_world, monkeypatch):
     tv = smoke_world.splits["trainval"]
     with pytest.raises(FloatingPointError, match=r"step 0: loss term\(s\) \['skd'\] are not finite"):
         train(model, smoke_world.images[tv], smoke_world.labels[tv], TrainConfig(steps=2, device="cpu"),
-              log=lambda *_: None)
+              log=lambda *_: None, normalize=smoke_world.normalize)
 
 
 def test_labels_outside_the_seen_classes_are_refused(smoke_world):
     model = build(smoke_world)
     unseen = smoke_world.splits["test_unseen"][:4]
     with pytest.raises(ValueError, match="not the model's seen classes"):
-        train(model, smoke_world.images[unseen], smoke_world.labels[unseen], TrainConfig(steps=1, device="cpu"))
+        train(model, smoke_world.images[unseen], smoke_world.labels[unseen], TrainConfig(steps=1, device="cpu"),
+              normalize=smoke_world.normalize)
 
 
 def test_stored_state_reloads_the_same_model_and_refuses_others(smoke_world, tmp_path):
@@ -81,7 +83,8 @@ def test_stored_state_reloads_the_same_model_and_refuses_others(smoke_world, tmp
 def test_named_calibrations(smoke_world):
     model = build(smoke_world)
     idx, candidates, seen = smoke_world.protocol("test")
-    scores = evaluate.class_scores(model, smoke_world.images[idx], device="cpu")[:, candidates]
+    scores = evaluate.class_scores(model, smoke_world.images[idx], device="cpu",
+                                   normalize=smoke_world.normalize)[:, candidates]
     labels, seen_cols = metrics.columns(candidates, smoke_world.labels[idx], seen)
     for name, transform, form in (("eq19", lambda s: s, "softmax_add_unseen"),
                                   ("zscore_stacking", metrics.standardize_rows, "subtract_seen")):

@@ -21,11 +21,12 @@ Scoring a split is the slow part; `split_scores` does it once, and `choose_gamma
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
 from . import metrics
-from .backbones import to_input
 from .runtime import autocast_dtype, configure_cuda, resolve_device
 from .splits import SplitProtocol
 
@@ -34,9 +35,12 @@ CALIBRATIONS = {"eq19": (False, "softmax_add_unseen"), "zscore_stacking": (True,
 
 
 @torch.no_grad()
-def class_scores(model: torch.nn.Module, images: np.ndarray, batch_size: int = 128, device: str = "auto",
-                 normalize=to_input, indices: np.ndarray | None = None, precision: str = "auto") -> np.ndarray:
+def class_scores(model: torch.nn.Module, images: np.ndarray, *, normalize: Callable[[torch.Tensor], torch.Tensor],
+                 batch_size: int = 128, device: str = "auto", indices: np.ndarray | None = None,
+                 precision: str = "auto") -> np.ndarray:
     """The model's scores of every class for uint8 images (N, H, W, 3), or for their rows `indices`: (n, C).
+
+    `normalize` turns uint8 pixels into the backbone's input: the dataset's own (`world.normalize`).
 
     Images are read batch by batch, so a memory-mapped cache is never loaded whole (AWA2's test
     split is about 8 GB at 448 px). The forward runs under the autocast of `precision` ("auto":

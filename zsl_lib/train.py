@@ -32,7 +32,6 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint, metrics
-from .backbones import to_input
 from .distributed import Processes, setup
 from .runtime import (PRECISIONS, autocast_dtype, configure_cuda, resolve_device, seed_everything, warmup,
                       warmup_cosine)
@@ -517,10 +516,11 @@ class TrainingRun:
         self.metrics_log.close()
 
 
-def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, log=print,
+def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, *,
+          normalize: Callable[[torch.Tensor], torch.Tensor], log=print,
           run_dir: str | Path | None = None, resume: bool = False,
           on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None,
-          transform: Callable[[torch.Tensor], torch.Tensor] | None = None, normalize=to_input,
+          transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
           steps_per_epoch: int | None = None) -> list[dict]:
     """Train on uint8 images (N, H, W, 3) with class ids `labels` (N,); returns the loss history.
 
@@ -532,7 +532,8 @@ def train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, cfg: T
     term stops the run with the step and the term that went wrong. On CUDA, TF32 matmuls, cuDNN's
     autotuner and channels-last inputs for CNNs are on (`runtime.configure_cuda`).
     `on_epoch_end(model, epoch)` returns validation metrics (with "H" the best model is kept);
-    `normalize` turns uint8 pixels into the backbone's input (`dataset.normalize`); `transform`
+    `normalize` turns uint8 pixels into the backbone's input: always the dataset's own
+    (`world.normalize`), since a toy backbone and an ImageNet one expect different pixels; `transform`
     augments that batch on the device; `steps_per_epoch` sets the length of an epoch of the
     "episodes" sampler.
     """
