@@ -5,7 +5,7 @@ import pytest
 import timm
 import torch
 
-from zsl_lib.vspcn import VSPCN, AttentionRecorder, LossWeights, VSPCNConfig, preset, table2_row
+from zsl_lib.vspcn import VSPCN, AttentionRecorder, LossWeights, VSPCNConfig, preset, svpf_drift, table2_row
 from zsl_lib.recording import recorded
 from zsl_lib.vspcn import fusion, losses
 
@@ -148,6 +148,15 @@ def test_code_exact_differs_where_the_spec_says():
 def test_svpf_trunc_normal_option_learns_attention():
     grads = _grads_after_step(make(preset("paper_default", svpf_init="trunc_normal")))
     assert grads["strong_steps.0.svpf.q.weight"].abs().sum() > 0
+
+
+def test_svpf_drift_reads_the_largest_query_key_and_bias_entries():
+    model = make(preset("paper_default"))
+    assert svpf_drift(model.state_dict()) == {"qk": 0.0, "bias": 0.0, "steps": len(model.strong_steps)}
+    with torch.no_grad():
+        model.strong_steps[1].svpf.bias[0, 3] = -0.25
+        model.strong_steps[2].svpf.k.weight[0, 1] = 0.5
+    assert svpf_drift(model.state_dict()) == {"qk": 0.5, "bias": 0.25, "steps": len(model.strong_steps)}
 
 
 def test_adapter_off_reads_static_attributes():

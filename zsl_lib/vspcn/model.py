@@ -207,3 +207,13 @@ class VSPCN(nn.Module):
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         return {name: p for name, p in self.named_parameters() if p.requires_grad}
+
+
+def svpf_drift(state: dict[str, torch.Tensor]) -> dict[str, float]:
+    """How far the SVPF parameters of a trained VSPCN (its `state_dict`) moved from their zero start
+    (Eq. 5, the released code's initialisation): the largest |entry| of W_q and W_k, and of the
+    positional bias B_v, over all strong steps, with the number of steps."""
+    def largest(suffixes: tuple[str, ...]) -> list[float]:
+        return [state[k].abs().max().item() for k in state if k.startswith("strong_steps.") and k.endswith(suffixes)]
+    bias = largest(("svpf.bias",))
+    return {"qk": max(largest(("svpf.q.weight", "svpf.k.weight"))), "bias": max(bias), "steps": len(bias)}
