@@ -1,6 +1,7 @@
 """The statistics of a stored grid, checked against hand computations on made-up records."""
 import math
 
+import pandas as pd
 import pytest
 
 from zsl_lib import ablate, ablation_report as report
@@ -38,6 +39,10 @@ def test_spread_paired_differences_and_verdicts_by_hand():
                                      "on 3 of 3 worlds: reproduced in direction")
     assert report.sentence(table.loc["table3_row3"]).startswith("is not stored on every world yet")
     assert report.sentence(table.loc["table3_row6"]) == "is the row the others are compared with"
+    level = pd.Series({"verdict": "within noise", "agree": "3/3", "delta": 0.0, "deltas": (0.0, 0.03, -0.04),
+                       "versus": "table2_row8"})
+    assert report.sentence(level, "AUSUC") == ("changes AUSUC by less than 0.05 points against `table2_row8` on every "
+                                               "world: within noise")
     shown = report.formatted(table.reset_index())
     assert shown.loc[grid.row("table3_row1").label, "deltas"] == "-10.0 / -5.0 / -8.0"
     assert shown.loc[grid.row("table3_row1").label, "paper"] == "lower"

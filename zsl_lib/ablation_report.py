@@ -148,12 +148,15 @@ def summary(grid: Grid, records: dict[Cell, dict], worlds=(0, 1, 2), metric: str
 def sentence(line: pd.Series, metric: str = "H") -> str:
     """One line of a `summary` (of `metric`) as a clause a chapter's prose can glue after the
     row's name: its mean paired difference, how many worlds share its sign, and the verdict; or that the row
-    is the reference, or not stored yet while a world is missing. It is Markdown (the comparison row's key is a
-    code span): glue it as `IPython.display.Markdown` and paste it with `{glue:md}`."""
+    is the reference, or not stored yet while a world is missing. A row within 0.05 points of its comparison on
+    every world (a mean of +0.0, whose sign says nothing) is said to be so. It is Markdown (the comparison row's
+    key is a code span): glue it as `IPython.display.Markdown` and paste it with `{glue:md}`."""
     if line["verdict"] == "reference":
         return "is the row the others are compared with"
     if line["verdict"] == "incomplete":
         return "is not stored on every world yet (its verdict follows when the grid has run it)"
+    if max(abs(d) for d in line["deltas"]) < 0.05:
+        return f"changes {metric} by less than 0.05 points against `{line['versus']}` on every world: {line['verdict']}"
     agree, worlds = line["agree"].split("/")
     return (f"changes {metric} by {line['delta']:+.1f} points on average against `{line['versus']}`, with the mean's sign "
             f"on {agree} of {worlds} worlds: {line['verdict']}")
