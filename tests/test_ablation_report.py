@@ -20,12 +20,13 @@ def test_spread_paired_differences_and_verdicts_by_hand():
               ("table3_row6", 0, 1): 61.0, ("table3_row6", 1, 1): 49.0, ("table3_row6", 2, 1): 57.0,
               ("table3_row1", 0, 0): 50.0, ("table3_row1", 1, 0): 45.0, ("table3_row1", 2, 0): 47.0,   # -10, -5, -8
               ("table3_row2", 0, 0): 61.0, ("table3_row2", 1, 0): 49.5, ("table3_row2", 2, 0): 56.0,   # +1, -0.5, +1
-              ("paper_full", 0, 0): 70.0, ("paper_full", 1, 0): 60.0, ("paper_full", 2, 0): 65.0}      # +10 each
+              ("paper_full", 0, 0): 70.0, ("paper_full", 1, 0): 60.0, ("paper_full", 2, 0): 65.0,      # +10 each
+              ("table3_row4", 0, 0): 60.0, ("table3_row4", 1, 0): 50.0, ("table3_row4", 2, 0): 55.0}     # level
     records = records_of(grid, values)
     sigma, pairs = report.run_spread(grid, records, (0, 1, 2))
     assert pairs == 3 and sigma == pytest.approx(math.sqrt((1 + 1 + 4) / 3 / 2))     # seed differences +1, -1, +2
     table = report.summary(grid, records, keys=["table3_row6", "table3_row1", "table3_row2", "paper_full",
-                                                "table3_row3"], probe={0: 50.0, 1: 40.0, 2: 45.0}).set_index("row")
+                                                "table3_row3", "table3_row4"], probe={0: 50.0, 1: 40.0, 2: 45.0}).set_index("row")
     assert table.attrs["noise"] == pytest.approx(math.sqrt(2) * sigma)
     assert table.loc["table3_row6", "verdict"] == "reference"
     row1 = table.loc["table3_row1"]
@@ -35,6 +36,9 @@ def test_spread_paired_differences_and_verdicts_by_hand():
     assert table.loc["table3_row2", "verdict"] == report.WITHIN_NOISE            # |0.5| < sqrt(2) sigma = 1.41
     assert table.loc["paper_full", "verdict"] == "higher"                        # the paper makes no claim
     assert table.loc["table3_row3", "verdict"] == "incomplete" and math.isnan(table.loc["table3_row3", "mean"])
+    level_row = table.loc["table3_row4"]                                         # a zero difference has no sign
+    assert level_row["deltas"] == (0.0, 0.0, 0.0) and level_row["agree"] == "0/3"
+    assert level_row["verdict"] == report.WITHIN_NOISE
     assert report.sentence(row1) == ("changes H by -7.7 points on average against `table3_row6`, with the mean's sign "
                                      "on 3 of 3 worlds: reproduced in direction")
     assert report.sentence(table.loc["table3_row3"]).startswith("is not stored on every world yet")

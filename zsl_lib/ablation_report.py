@@ -113,7 +113,7 @@ def summary(grid: Grid, records: dict[Cell, dict], worlds=(0, 1, 2), metric: str
             keys=None, probe: dict[int, float] | None = None) -> pd.DataFrame:
     """One line per row (`keys`, default all): the metric on each world (seed 0), mean and sample
     sd over worlds (only when every world is stored), the paired difference to its comparison row (mean, per world, how many worlds
-    share the mean's sign), the paper's direction and the verdict. `probe` {world: probe H} adds
+    share the mean's sign; a world whose difference is exactly zero shares no sign), the paper's direction and the verdict. `probe` {world: probe H} adds
     the probe's mean beside them. A row with a world missing has no verdict ("incomplete")."""
     sigma, pairs = run_spread(grid, records, worlds, metric)
     noise = math.sqrt(2) * sigma
@@ -136,7 +136,7 @@ def summary(grid: Grid, records: dict[Cell, dict], worlds=(0, 1, 2), metric: str
         else:
             deltas = np.subtract(own, other)
             mean = float(deltas.mean())
-            agree = int(np.sum(np.sign(deltas) == np.sign(mean)))
+            agree = int(np.sum((np.sign(deltas) == np.sign(mean)) & (deltas != 0)))   # a zero has no sign
             line.update(delta=mean, deltas=tuple(float(d) for d in deltas), agree=f"{agree}/{len(worlds)}",
                         paper=row.expect, verdict=verdict(mean, agree, len(worlds), noise, row.expect))
         lines.append(line)
