@@ -4,6 +4,7 @@ visit gets a colour mode; then the rendered-page check (zsl_lib.rendered_check) 
 Chromium, where Chromium and Playwright are installed."""
 import importlib.util
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,17 @@ def test_the_rendered_check_passes_a_good_build_and_names_what_breaks_a_bad_one(
     out = build(tmp_path)
     assert rendered_check.check(out, tmp_path / "shots", log=lambda *_: None) == {"index.html": [], "other.html": []}
     assert (tmp_path / "shots" / "index.png").stat().st_size > 0
+    # A redirect page is left before its icon arrives (here: never, from a server that does not answer): the
+    # browser, when it has asked for the icon at all, cancels that request, which is not a problem of the book.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    (out / "moved.html").write_text(f'<!DOCTYPE html>\n<meta charset="utf-8">\n'    # as the book's root redirect
+                                    f'<link rel="icon" href="http://127.0.0.1:{silent.getsockname()[1]}/i.svg">\n'
+                                    '<meta http-equiv="Refresh" content="0; url=index.html">\n')
+    assert rendered_check.check(out, log=lambda *_: None)["moved.html"] == []
+    silent.close()
+    (out / "moved.html").unlink()
     page = out / "index.html"
     page.write_text(page.read_text().replace("</body>", '<img src="_images/none.png"><a href="gone.html">x</a>'
                                              "<p>\\(x\\)</p><script>undefinedCall()</script></body>")
@@ -72,6 +84,15 @@ def test_the_rendered_check_passes_a_good_build_and_names_what_breaks_a_bad_one(
     for expected in ("image does not load", "link to a missing file: gone.html", "raw LaTeX in the text: \\(",
                      "script error", "HTTP 404"):
         assert any(expected in problem for problem in found), (expected, found)
+
+
+def test_a_request_cancelled_because_a_redirect_page_moved_on_is_not_a_problem():
+    failed = [("http://x/_static/favicon.svg", "net::ERR_ABORTED"), ("http://x/a.js", "net::ERR_CONNECTION_REFUSED")]
+    assert rendered_check.failed_requests(failed, moved_on=True) == [
+        "request failed: http://x/a.js (net::ERR_CONNECTION_REFUSED)"]
+    assert rendered_check.failed_requests(failed, moved_on=False) == [
+        "request failed: http://x/_static/favicon.svg (net::ERR_ABORTED)",
+        "request failed: http://x/a.js (net::ERR_CONNECTION_REFUSED)"]
 
 
 def test_the_root_redirect_names_the_icon_and_the_first_page(tmp_path):

@@ -6,8 +6,9 @@
 Each chapter page (every `.html` outside `_static`, `_sources`, `genindex`, `search`) is served
 from localhost and opened in headless Chromium (driven by Playwright). A page fails when the
 browser logs an error, a request fails (nothing may come from the network: MathJax and every
-figure are the book's own files), an image does not load, a widget does not render, a link points to a page or
-file the build does not have, or text outside code shows raw LaTeX delimiters (`\\(`, `\\[`, `$$`) after
+figure are the book's own files; a request that a redirect page cancels by moving on does not
+count), an image does not load, a widget does not render, a link points to a page or file the
+build does not have, or text outside code shows raw LaTeX delimiters (`\\(`, `\\[`, `$$`) after
 MathJax has typeset the page. Prints one line per problem and exits with status 1 if there are
 any.
 
@@ -68,15 +69,26 @@ def missing_target(root: Path, base: str, href: str) -> str | None:
     return None if target.exists() else path
 
 
+def failed_requests(failed: list[tuple[str, str]], moved_on: bool) -> list[str]:
+    """The problems among a page's failed requests [(address, reason)]. A redirect page (the site's
+    `index.html`) is left at once (`moved_on`): the browser cancels what it was still fetching for it
+    (`net::ERR_ABORTED`), which is not a failure of the book; the page it leads to is checked itself."""
+    return [f"request failed: {url} ({reason})" for url, reason in failed
+            if not (moved_on and reason == "net::ERR_ABORTED")]
+
+
 def check_page(page, root: Path, base: str, path: Path, screenshots: Path | None) -> list[str]:
     """Open one page and return its problems."""
     problems: list[str] = []
     page.on("console", lambda msg: problems.append(f"console error: {msg.text} ({msg.location.get('url', '')})")
             if msg.type == "error" else None)
     page.on("pageerror", lambda err: problems.append(f"script error: {err}"))
-    page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url} ({req.failure})"))
+    failed = []
+    page.on("requestfailed", lambda req: failed.append(req))
     page.on("response", lambda res: problems.append(f"HTTP {res.status}: {res.url}") if res.status >= 400 else None)
-    page.goto(base + path.relative_to(root).as_posix(), wait_until="networkidle")
+    address = base + path.relative_to(root).as_posix()
+    page.goto(address, wait_until="networkidle")
+    problems += failed_requests([(req.url, req.failure) for req in failed], moved_on=page.url != address)
     page.evaluate(MATHJAX_DONE)
     problems += [f"image does not load: {src}" for src in page.evaluate(BROKEN_IMAGES)]
     problems += [f"link to a missing file: {target}" for target in
