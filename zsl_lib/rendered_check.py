@@ -83,12 +83,12 @@ def check_page(page, root: Path, base: str, path: Path, screenshots: Path | None
     page.on("console", lambda msg: problems.append(f"console error: {msg.text} ({msg.location.get('url', '')})")
             if msg.type == "error" else None)
     page.on("pageerror", lambda err: problems.append(f"script error: {err}"))
-    failed = []
-    page.on("requestfailed", lambda req: failed.append(req))
+    failed: list[tuple[str, str]] = []
+    page.on("requestfailed", lambda req: failed.append((req.url, req.failure)))
     page.on("response", lambda res: problems.append(f"HTTP {res.status}: {res.url}") if res.status >= 400 else None)
     address = base + path.relative_to(root).as_posix()
     page.goto(address, wait_until="networkidle")
-    problems += failed_requests([(req.url, req.failure) for req in failed], moved_on=page.url != address)
+    problems += failed_requests(failed, moved_on=page.url != address)
     page.evaluate(MATHJAX_DONE)
     problems += [f"image does not load: {src}" for src in page.evaluate(BROKEN_IMAGES)]
     problems += [f"link to a missing file: {target}" for target in
