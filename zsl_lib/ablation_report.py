@@ -112,9 +112,10 @@ def verdict(mean_difference: float, agree: int, worlds: int, noise: float, expec
 def summary(grid: Grid, records: dict[Cell, dict], worlds=(0, 1, 2), metric: str = "H",
             keys=None, probe: dict[int, float] | None = None) -> pd.DataFrame:
     """One line per row (`keys`, default all): the metric on each world (seed 0), mean and sample
-    sd over worlds (only when every world is stored), the paired difference to its comparison row (mean, per world, how many worlds
-    share the mean's sign; a world whose difference is exactly zero shares no sign), the paper's direction and the verdict. `probe` {world: probe H} adds
-    the probe's mean beside them. A row with a world missing has no verdict ("incomplete")."""
+    sd over worlds (only when every world is stored), the paired difference to its comparison row
+    (mean, per world, how many worlds share the mean's sign; a world whose difference is exactly
+    zero shares no sign), the paper's direction and the verdict. `probe` {world: probe H} adds the
+    probe's mean beside them. A row with a world missing has no verdict ("incomplete")."""
     sigma, pairs = run_spread(grid, records, worlds, metric)
     noise = math.sqrt(2) * sigma
     lines = []
